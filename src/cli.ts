@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './db/connection.js';
+import { migrateDown, migrateToLatest } from './db/migrator.js';
+import { importFolder, recoverInterruptedImports, type FolderResult, type OnError } from './imports/import.service.js';
+import { createLogger } from './log.js';
+import { closeOnSignals, startServer } from './server.js';
+
+const USAGE = `Usage: zinc <command>
+
+Commands:
+  serve                          migrate the database, then serve the HTTP API
+  migrate [latest|down]          apply every pending migration, or revert the newest one
+  import [DIR] [--on-error skip] import every new *.csv in DIR (default: SALES_DIR)
+  demo                           import the sample files, then serve (the first-run path)
+
+Configuration comes from the environment: DATABASE_URL, SALES_DIR, HOST, PORT, LOG_LEVEL, API_TOKEN.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { 'on-error': { type: 'string', default: 'fail' }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  switch (command) {
+    case 'serve':
+      return serve(loadConfig());
+    case 'migrate':
+      return migrate(loadConfig(), rest[0] ?? 'latest');
+    case 'import': {
+      const onError = values['on-error'];
+      if (onError !== 'fail' && onError !== 'skip') throw new ConfigError('--on-error must be fail or skip');
+      const env = rest[0] ? { ...process.env, SALES_DIR: rest[0] } : process.env;
+      return runImport(loadConfig(env), onError);
+    }
+    case 'demo': {
+      const config = loadConfig();
+      const status = await runImport(config, 'fail');
+      if (status !== 0) return status;
+      return serve(config, true);
+    }
+    default:
+      console.error(`zinc: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function serve(config: Config, banner = false): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const server = await startServer(config, log);
+  closeOnSignals(server, log);
+  const urls = {
+    health: `${server.url}/health`,
+    revenue: `${server.url}/api/metrics/revenue/`,
+    daily: `${server.url}/api/metrics/revenue/daily/`,
+    imports: `${server.url}/api/imports/`,
+    docs: `${server.url}/docs`,
+  };
+  log.info({ urls, database: config.database.kind }, 'zinc is listening');
+  if (banner) {
+    console.error(`\nZinc is running on ${config.database.kind}. Try:\n${Object.values(urls).map((u) => `  curl ${u}`).join('\n')}\n`);
+  }
+  return new Promise<number>(() => {}); // runs until a signal closes it
+}
+
+async function migrate(config: Config, direction: string): Promise<number> {
+  const database = openDatabase(config.database);
+  try {
+    if (direction === 'latest') {
+      const applied = await migrateToLatest(database.writer);
+      console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already at the latest migration');
+    } else if (direction === 'down') {
+      const reverted = await migrateDown(database.writer);
+      console.log(reverted ? `reverted: ${reverted}` : 'no migration to revert');
+    } else {
+      console.error(`zinc: migrate takes latest or down, not "${direction}"`);
+      return 2;
+    }
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+async function runImport(config: Config, onError: OnError): Promise<number> {
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const database = openDatabase(config.database);
+  try {
+    await migrateToLatest(database.writer);
+    await recoverInterruptedImports(database, log);
+    const result = await importFolder(database, config.salesDir, { onError, log });
+    printResult(result);
+    return result.summary.failed > 0 ? 1 : 0;
+  } finally {
+    await database.close();
+  }
+}
+
+function printResult({ files, summary }: FolderResult): void {
+  if (files.length === 0) console.log('no *.csv files found');
+  for (const f of files) {
+    const detail =
+      f.status === 'skipped'
+        ? f.message
+        : `${f.record.num_rows} rows${f.record.rows_rejected ? `, ${f.record.rows_rejected} rejected` : ''}` +
+          `${f.record.error_message && f.status === 'failed' ? `: ${f.record.error_message}` : ''}`;
+    console.log(`${f.status.padEnd(8)} ${f.filename} (import ${f.record.id}) ${detail}`);
+  }
+  console.log(
+    `imported ${summary.imported}, partial ${summary.partial}, skipped ${summary.skipped}, failed ${summary.failed}; ${summary.rows} rows stored`,
+  );
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) console.error(`zinc: ${error.message}`);
+    else console.error(`zinc: ${(error as Error)?.message ?? error}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,72 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, MysqlDialect, SqliteDialect } from 'kysely';
+import { createPool, type PoolOptions } from 'mysql2';
+import type { DatabaseConfig } from '../config.js';
+import type { Tables } from './tables.js';
+
+export type DB = Kysely<Tables>;
+
+/**
+ * One open database. `db` serves reads and short writes; `writer` is where imports write.
+ * On MySQL both are the same pool. On SQLite they are two connections to one WAL file, so
+ * readers keep answering from the last committed state while an import holds the write lock.
+ */
+export interface Database {
+  readonly kind: 'mysql' | 'sqlite';
+  readonly db: DB;
+  readonly writer: DB;
+  close(): Promise<void>;
+}
+
+/** mysql2 pool options Zinc relies on; kept in one place so tests and tools connect the same way. */
+export function mysqlPoolOptions(url: string): PoolOptions {
+  return {
+    uri: url,
+    // DATE stays `YYYY-MM-DD`; no shift through the client's time zone.
+    dateStrings: true,
+    timezone: 'Z',
+    // DECIMAL and SUM arrive as exact strings (never decimalNumbers).
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    charset: 'UTF8MB4_UNICODE_CI',
+    connectionLimit: 10,
+    connectTimeout: 5000,
+    enableKeepAlive: true,
+    multipleStatements: false,
+  };
+}
+
+/** Opens the database named by the configuration (creating the SQLite file and folder if needed). */
+export function openDatabase(config: DatabaseConfig): Database {
+  if (config.kind === 'mysql') {
+    const pool = createPool(mysqlPoolOptions(config.url));
+    // A pool error (server gone) must never take the process down; queries report it instead.
+    pool.on('connection', (conn) => conn.on('error', () => {}));
+    const db = new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) });
+    return { kind: 'mysql', db, writer: db, close: () => db.destroy() };
+  }
+
+  const open = () => {
+    if (config.path !== ':memory:') mkdirSync(path.dirname(config.path), { recursive: true });
+    const conn = new SqliteDatabase(config.path);
+    conn.pragma('journal_mode = WAL');
+    conn.pragma('synchronous = NORMAL');
+    conn.pragma('foreign_keys = ON');
+    conn.pragma('busy_timeout = 5000');
+    return conn;
+  };
+  const writer = new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }) });
+  const db =
+    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }) });
+  return {
+    kind: 'sqlite',
+    db,
+    writer,
+    close: async () => {
+      if (db !== writer) await db.destroy();
+      await writer.destroy();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { MysqlAdapter, sql, type Kysely } from 'kysely';
+
+// Frozen in time: this file never imports application code.
+
+export async function up(db: Kysely<any>): Promise<void> {
+  const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
+  const text = mysql ? sql`MEDIUMTEXT` : sql`TEXT`;
+
+  await db.schema
+    .createTable('imported_files')
+    .addColumn('id', mysql ? 'bigint' : 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('filename', 'varchar(255)', (c) => c.notNull())
+    .addColumn('sha256', mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : 'text', (c) =>
+      c.notNull().unique(),
+    )
+    .addColumn('size_bytes', 'bigint', (c) => c.notNull())
+    .addColumn('imported_at', mysql ? sql`DATETIME(3)` : 'text', (c) => c.notNull())
+    .addColumn('num_rows', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('rows_rejected', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('status', 'varchar(16)', (c) => c.notNull())
+    .addColumn('error_message', 'text')
+    .addColumn('error_count', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('errors', text, (c) => c.notNull())
+    .addColumn('warnings', text, (c) => c.notNull())
+    .addColumn('on_error', 'varchar(8)', (c) => c.notNull())
+    .addColumn('owner', 'varchar(128)')
+    .addColumn('duration_ms', 'integer')
+    .modifyEnd(mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql``)
+    .execute();
+  await db.schema.createIndex('imported_files_status').on('imported_files').column('status').execute();
+
+  // Identities compare byte for byte: utf8mb4_bin on MySQL, SQLite's default BINARY collation.
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
+  await db.schema
+    .createTable('sales')
+    // On SQLite an INTEGER PRIMARY KEY is the rowid itself: no separate index to maintain.
+    .addColumn('id', mysql ? 'bigint' : 'integer', (c) => (mysql ? c.primaryKey().autoIncrement() : c.primaryKey()))
+    .addColumn('date', mysql ? 'date' : 'text', (c) => c.notNull())
+    .addColumn('order_id', idType, (c) => c.notNull())
+    .addColumn('product_id', idType, (c) => c.notNull())
+    // SQLite has no exact decimal type, so there the column holds integer cents.
+    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : 'integer', (c) => c.notNull())
+    .addColumn('imported_file_id', mysql ? 'bigint' : 'integer', (c) => c.notNull())
+    .addColumn('source_line', 'integer', (c) => c.notNull())
+    .addUniqueConstraint('sales_identity', ['order_id', 'product_id'])
+    .addForeignKeyConstraint('fk_sales_imported_file', ['imported_file_id'], 'imported_files', ['id'])
+    .modifyEnd(mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql``)
+    .execute();
+  await db.schema.createIndex('sales_date').on('sales').column('date').execute();
+  // MySQL indexes a foreign key by itself; SQLite needs it spelled out.
+  if (!mysql) {
+    await db.schema.createIndex('sales_imported_file').on('sales').column('imported_file_id').execute();
+  }
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable('sales').execute();
+  await db.schema.dropTable('imported_files').execute();
+}
+

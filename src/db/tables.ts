@@ -1,0 +1,50 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/**
+ * Row types as the database stores them. Wire shapes live in the presenters;
+ * money crosses between the two only through src/money.ts.
+ */
+export type ImportStatus = 'processing' | 'success' | 'partial' | 'failed';
+
+export interface ImportedFilesTable {
+  id: Generated<number>;
+  filename: string;
+  sha256: string;
+  size_bytes: number;
+  /** UTC, `YYYY-MM-DD HH:MM:SS.mmm` on both databases. */
+  imported_at: string;
+  num_rows: number;
+  rows_rejected: number;
+  status: ImportStatus;
+  error_message: string | null;
+  error_count: number;
+  /** JSON: the first 100 row errors. */
+  errors: string;
+  /** JSON: file-level warnings such as ignored columns. */
+  warnings: string;
+  on_error: 'fail' | 'skip';
+  /** Who holds the import while it is `processing` (see imports/import-lease.ts). */
+  owner: string | null;
+  duration_ms: number | null;
+}
+
+export interface SalesTable {
+  id: Generated<number>;
+  /** `YYYY-MM-DD` (DATE on MySQL, TEXT on SQLite). */
+  date: string;
+  order_id: string;
+  product_id: string;
+  /**
+   * MySQL: DECIMAL(14,2), read back as a decimal string.
+   * SQLite: INTEGER cents (SQLite has no exact decimal type).
+   */
+  amount_sgd: ColumnType<string | number, string | number, string | number>;
+  imported_file_id: number;
+  /** Physical line of the source file where the row starts. */
+  source_line: number;
+}
+
+export interface Tables {
+  imported_files: ImportedFilesTable;
+  sales: SalesTable;
+}

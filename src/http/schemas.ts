@@ -1,0 +1,11 @@
+import { Type } from 'typebox';
+
+/** The body of every error response. */
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.String({ description: 'Stable machine code, e.g. invalid_parameter' }),
+    message: Type.String({ description: 'What went wrong, in a sentence' }),
+    field: Type.Optional(Type.String({ description: 'The parameter at fault, when there is one' })),
+  },
+  { $id: 'ErrorResponse' },
+);

@@ -1,0 +1,338 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Log } from '../log.js';
+import type { Database, DB } from '../db/connection.js';
+import type { ImportStatus } from '../db/tables.js';
+import { CsvFormatError, readCsv } from './csv-reader.js';
+import { acquireLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
+import {
+  findImportById,
+  findImportBySha,
+  insertImport,
+  listProcessingImports,
+  updateImport,
+  updateImportIf,
+  type ImportRecord,
+} from './imports.repository.js';
+import { readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
+import { BATCH_ROWS, storeSalesBatch } from './sales.repository.js';
+
+export type OnError = 'fail' | 'skip';
+
+/** How one file's import ended: a stored record, or `skipped` pointing at the record that has it. */
+export type FileOutcome =
+  | { status: 'skipped'; record: ImportRecord; filename: string; message: string }
+  | { status: Exclude<ImportStatus, 'processing'>; record: ImportRecord; filename: string };
+
+export interface FolderResult {
+  files: FileOutcome[];
+  summary: { imported: number; partial: number; skipped: number; failed: number; rows: number };
+}
+
+/** Row errors kept on a record; the total is counted separately. */
+export const MAX_KEPT_ERRORS = 100;
+
+/** Imports in one process run one at a time; the database arbitrates between processes. */
+const queues = new WeakMap<Database, Promise<unknown>>();
+function serialized<T>(database: Database, task: () => Promise<T>): Promise<T> {
+  const previous = queues.get(database) ?? Promise.resolve();
+  const next = previous.then(task, task);
+  queues.set(
+    database,
+    next.catch(() => {}),
+  );
+  return next;
+}
+
+/** Lists the `*.csv` files directly in `dir`, in name order. */
+export async function listCsvFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.csv'))
+    .map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Imports every new `*.csv` in `dir`, one file at a time, in name order. */
+export async function importFolder(
+  database: Database,
+  dir: string,
+  options: { onError: OnError; log: Log },
+): Promise<FolderResult> {
+  return serialized(database, async () => {
+    const files: FileOutcome[] = [];
+    for (const name of await listCsvFiles(dir)) {
+      files.push(await importOneFile(database, path.join(dir, name), name, options));
+    }
+    return { files, summary: summarize(files) };
+  });
+}
+
+/** Imports one file (see importFolder). */
+export async function importFile(
+  database: Database,
+  filePath: string,
+  filename: string,
+  options: { onError: OnError; log: Log },
+): Promise<FileOutcome> {
+  return serialized(database, () => importOneFile(database, filePath, filename, options));
+}
+
+export function summarize(files: FileOutcome[]): FolderResult['summary'] {
+  const summary = { imported: 0, partial: 0, skipped: 0, failed: 0, rows: 0 };
+  for (const f of files) {
+    if (f.status === 'success') summary.imported++;
+    else summary[f.status]++;
+    if (f.status === 'success' || f.status === 'partial') summary.rows += f.record.num_rows;
+  }
+  return summary;
+}
+
+/**
+ * Marks `processing` records whose importer died as failed, so the next run takes their files
+ * again. Safe with several instances: a record still owned by a live importer is left alone.
+ */
+export async function recoverInterruptedImports(database: Database, log: Log): Promise<number> {
+  let recovered = 0;
+  for (const record of await listProcessingImports(database.db)) {
+    if (!(await isAbandoned(database.kind, database.db, record))) continue;
+    const taken = await updateImportIf(
+      database.writer,
+      record.id,
+      { status: 'processing', owner: record.owner },
+      { status: 'failed', owner: null, error_message: 'interrupted: the import stopped before it finished; the next import run takes the file again' },
+    );
+    if (taken) {
+      recovered++;
+      log.warn({ importId: record.id, file: record.filename }, 'marked an interrupted import as failed');
+    }
+  }
+  return recovered;
+}
+
+async function sha256File(filePath: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(filePath, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function nowUtc(): string {
+  return new Date().toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** Signals a strict-mode rollback from inside the transaction. */
+class Rejected extends Error {}
+
+interface Tally {
+  stored: number;
+  rejectedRows: number;
+  errorCount: number;
+  errors: RowError[];
+  warnings: string[];
+}
+
+async function importOneFile(
+  database: Database,
+  filePath: string,
+  filename: string,
+  { onError, log }: { onError: OnError; log: Log },
+): Promise<FileOutcome> {
+  const started = performance.now();
+  const { size } = await stat(filePath);
+  const sha256 = await sha256File(filePath);
+
+  // The whole file runs on one connection: on MySQL the import lock lives and dies with it.
+  return database.writer.connection().execute(async (conn) => {
+    const existing = await findImportBySha(conn, sha256);
+    if (existing && (existing.status === 'success' || existing.status === 'partial')) {
+      return skipped(existing, filename, `already imported as ${existing.filename} (import ${existing.id})`);
+    }
+    if (!(await acquireLease(database.kind, conn, sha256))) {
+      const holder = existing ?? (await findImportBySha(conn, sha256));
+      return skipped(holder!, filename, `being imported by another process (import ${holder?.id ?? '?'})`);
+    }
+    try {
+      const claimed = await claim(database, conn, { filename, sha256, size, onError });
+      if ('skip' in claimed) return claimed.skip;
+      const id = claimed.id;
+      log.info({ importId: id, file: filename, bytes: size }, 'import started');
+
+      const tally: Tally = { stored: 0, rejectedRows: 0, errorCount: 0, errors: [], warnings: [] };
+      let status: Exclude<ImportStatus, 'processing'>;
+      let message: string | null = null;
+      try {
+        status = await conn.transaction().execute(async (trx) => {
+          await loadRows(database.kind, trx, id, filePath, sha256, tally);
+          const rejected = tally.rejectedRows > 0;
+          if (rejected && onError === 'fail') throw new Rejected();
+          const final = rejected ? 'partial' : 'success';
+          message = rejected ? `${tally.rejectedRows} row${tally.rejectedRows === 1 ? '' : 's'} rejected` : null;
+          await updateImport(trx, id, finalFields(final, message, tally, started));
+          return final;
+        });
+      } catch (error) {
+        status = 'failed';
+        if (error instanceof Rejected) {
+          const first = tally.errors[0]!;
+          message =
+            `${tally.rejectedRows} row${tally.rejectedRows === 1 ? ' has' : 's have'} errors, so nothing was imported ` +
+            `(first: line ${first.line}${first.column ? `, ${first.column}` : ''}: ${first.message}); ` +
+            'fix the file or import with on_error=skip';
+          tally.stored = 0;
+        } else if (error instanceof CsvFormatError) {
+          message = error.message;
+          tally.stored = 0;
+        } else {
+          log.error({ err: error, importId: id, file: filename }, 'import failed');
+          await updateImport(conn, id, {
+            ...finalFields('failed', `database error: ${(error as Error).message}`, { ...tally, stored: 0 }, started),
+          }).catch(() => {});
+          throw error;
+        }
+        await updateImport(conn, id, finalFields('failed', message, tally, started));
+      }
+      const record = (await findImportById(conn, id))!;
+      log.info(
+        {
+          importId: id,
+          file: filename,
+          outcome: status,
+          rows: record.num_rows,
+          rejected: record.rows_rejected,
+          durationMs: record.duration_ms,
+        },
+        'import finished',
+      );
+      return { status, record, filename };
+    } finally {
+      await releaseLease(database.kind, conn, sha256).catch(() => {});
+    }
+  });
+}
+
+function skipped(record: ImportRecord, filename: string, message: string): FileOutcome {
+  return { status: 'skipped', record, filename, message };
+}
+
+/**
+ * Creates or takes over the file's record as `processing`, committed at once so that others see
+ * it. A failed or abandoned record is reused: the sha256 is unique, and ids stay stable.
+ */
+async function claim(
+  database: Database,
+  conn: DB,
+  file: { filename: string; sha256: string; size: number; onError: OnError },
+): Promise<{ id: number } | { skip: FileOutcome }> {
+  const fields = {
+    filename: file.filename,
+    size_bytes: file.size,
+    imported_at: nowUtc(),
+    num_rows: 0,
+    rows_rejected: 0,
+    status: 'processing' as const,
+    error_message: null,
+    error_count: 0,
+    errors: '[]',
+    warnings: '[]',
+    on_error: file.onError,
+    owner: OWNER,
+    duration_ms: null,
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await findImportBySha(conn, file.sha256);
+    if (!existing) {
+      try {
+        return { id: await insertImport(conn, { ...fields, sha256: file.sha256 }) };
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        continue; // another process inserted it first: look again
+      }
+    }
+    if (existing.status === 'success' || existing.status === 'partial') {
+      return { skip: skipped(existing, file.filename, `already imported as ${existing.filename} (import ${existing.id})`) };
+    }
+    if (existing.status === 'processing' && !(await isAbandoned(database.kind, conn, existing))) {
+      return { skip: skipped(existing, file.filename, `being imported by another process (import ${existing.id})`) };
+    }
+    if (await updateImportIf(conn, existing.id, { status: existing.status, owner: existing.owner }, fields)) {
+      return { id: existing.id };
+    }
+  }
+  throw new Error(`could not claim ${file.filename}: its record keeps changing`);
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; errno?: number };
+  return e.code === 'ER_DUP_ENTRY' || e.code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+function finalFields(status: ImportStatus, message: string | null, tally: Tally, started: number) {
+  return {
+    status,
+    error_message: message,
+    num_rows: tally.stored,
+    rows_rejected: tally.rejectedRows,
+    error_count: tally.errorCount,
+    errors: JSON.stringify(tally.errors),
+    warnings: JSON.stringify(tally.warnings),
+    owner: null,
+    duration_ms: Math.round(performance.now() - started),
+  };
+}
+
+/** Streams the file through the reader, the validator and the store, inside the import's transaction. */
+async function loadRows(
+  kind: Database['kind'],
+  trx: DB,
+  importId: number,
+  filePath: string,
+  expectedSha: string,
+  tally: Tally,
+): Promise<void> {
+  const hash = createHash('sha256');
+  let layout: HeaderLayout | undefined;
+  let batch: SaleRow[] = [];
+
+  const reject = (errors: RowError[]) => {
+    tally.errorCount += errors.length;
+    tally.rejectedRows += new Set(errors.map((e) => e.line)).size;
+    tally.errors.push(...errors);
+    // Keep the earliest lines only; duplicates are found a batch later than format errors.
+    if (tally.errors.length > 2 * MAX_KEPT_ERRORS) trimErrors(tally);
+  };
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const rows = batch;
+    batch = [];
+    const duplicates = await storeSalesBatch(trx, kind, importId, rows);
+    tally.stored += rows.length - duplicates.length;
+    if (duplicates.length > 0) reject(duplicates);
+  };
+
+  const source = createReadStream(filePath, { highWaterMark: 1 << 16 });
+  for await (const records of readCsv(source, (chunk) => hash.update(chunk))) {
+    for (const record of records) {
+      if (!layout) {
+        layout = readHeader(record);
+        tally.warnings = layout.warnings;
+        continue;
+      }
+      const result = validateRecord(record, layout);
+      if (Array.isArray(result)) reject(result);
+      else if (batch.push(result) >= BATCH_ROWS) await flush();
+    }
+  }
+  await flush();
+  if (!layout) throw new CsvFormatError('the file is empty: a header row naming date, order_id, product_id, amount_sgd is required');
+  if (hash.digest('hex') !== expectedSha) {
+    throw new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
+  }
+  trimErrors(tally);
+}
+
+function trimErrors(tally: Tally): void {
+  tally.errors.sort((a, b) => a.line - b.line);
+  tally.errors.length = Math.min(tally.errors.length, MAX_KEPT_ERRORS);
+}

@@ -1,0 +1,46 @@
+import type { FileOutcome, FolderResult } from './import.service.js';
+import type { ImportRecord } from './imports.repository.js';
+import type { RowError } from './sales-row.js';
+
+/** `YYYY-MM-DD HH:MM:SS.mmm` (UTC, as stored) → ISO 8601 with Z. */
+function isoUtc(stored: string): string {
+  return `${stored.replace(' ', 'T').slice(0, 23)}Z`;
+}
+
+/** An import record as the API shows it; `withErrors` adds the kept row errors. */
+export function presentImport(record: ImportRecord, withErrors = true) {
+  const base = {
+    id: Number(record.id),
+    filename: record.filename,
+    sha256: record.sha256,
+    size_bytes: Number(record.size_bytes),
+    status: record.status,
+    on_error: record.on_error,
+    num_rows: record.num_rows,
+    rows_rejected: record.rows_rejected,
+    imported_at: isoUtc(record.imported_at),
+    duration_ms: record.duration_ms,
+    error_message: record.error_message,
+    error_count: record.error_count,
+    warnings: JSON.parse(record.warnings) as string[],
+  };
+  return withErrors ? { ...base, errors: JSON.parse(record.errors) as RowError[] } : base;
+}
+
+/** One file of an import run: the full record, or for a skipped file a pointer to the record that has it. */
+export function presentOutcome(outcome: FileOutcome) {
+  if (outcome.status === 'skipped') {
+    return {
+      id: Number(outcome.record.id),
+      filename: outcome.filename,
+      sha256: outcome.record.sha256,
+      status: 'skipped' as const,
+      error_message: outcome.message,
+    };
+  }
+  return { ...presentImport(outcome.record), filename: outcome.filename };
+}
+
+export function presentFolderResult(result: FolderResult) {
+  return { files: result.files.map(presentOutcome), summary: result.summary };
+}

@@ -1,0 +1,77 @@
+import { Type } from 'typebox';
+
+const RowErrorSchema = Type.Object({
+  line: Type.Integer({ description: 'Physical line where the record starts; the header is line 1' }),
+  column: Type.Union([Type.String(), Type.Null()], { description: 'null when the whole row is at fault' }),
+  message: Type.String(),
+});
+
+const recordFields = {
+  id: Type.Integer(),
+  filename: Type.String(),
+  sha256: Type.String(),
+  size_bytes: Type.Integer(),
+  status: Type.Union([Type.Literal('processing'), Type.Literal('success'), Type.Literal('partial'), Type.Literal('failed')]),
+  on_error: Type.Union([Type.Literal('fail'), Type.Literal('skip')]),
+  num_rows: Type.Integer({ description: 'Rows stored' }),
+  rows_rejected: Type.Integer({ description: 'Rows with errors (not stored)' }),
+  imported_at: Type.String({ format: 'date-time' }),
+  duration_ms: Type.Union([Type.Integer(), Type.Null()]),
+  error_message: Type.Union([Type.String(), Type.Null()]),
+  error_count: Type.Integer({ description: 'All row errors found; `errors` keeps the first 100' }),
+  warnings: Type.Array(Type.String()),
+};
+
+export const ImportRecordSummary = Type.Object(recordFields);
+export const ImportRecord = Type.Object({ ...recordFields, errors: Type.Array(RowErrorSchema) });
+
+export const FileResult = Type.Object({
+  id: Type.Integer(),
+  filename: Type.String(),
+  sha256: Type.String(),
+  status: Type.Union([Type.Literal('success'), Type.Literal('partial'), Type.Literal('failed'), Type.Literal('skipped')]),
+  error_message: Type.Union([Type.String(), Type.Null()]),
+  size_bytes: Type.Optional(Type.Integer()),
+  on_error: Type.Optional(Type.String()),
+  num_rows: Type.Optional(Type.Integer()),
+  rows_rejected: Type.Optional(Type.Integer()),
+  imported_at: Type.Optional(Type.String()),
+  duration_ms: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  error_count: Type.Optional(Type.Integer()),
+  errors: Type.Optional(Type.Array(RowErrorSchema)),
+  warnings: Type.Optional(Type.Array(Type.String())),
+});
+
+export const ImportRunResponse = Type.Object({
+  files: Type.Array(FileResult),
+  summary: Type.Object({
+    imported: Type.Integer(),
+    partial: Type.Integer(),
+    skipped: Type.Integer(),
+    failed: Type.Integer(),
+    rows: Type.Integer({ description: 'Rows stored by this run' }),
+  }),
+});
+
+export const ImportRunQuery = Type.Object({
+  on_error: Type.Optional(
+    Type.Union([Type.Literal('fail'), Type.Literal('skip')], {
+      default: 'fail',
+      description: 'fail: a file with any bad row stores nothing; skip: store the valid rows',
+    }),
+  ),
+});
+
+export const ImportListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+});
+
+export const ImportListResponse = Type.Object({
+  imports: Type.Array(ImportRecordSummary),
+  total: Type.Integer(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
+
+export const ImportIdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });

@@ -1,0 +1,124 @@
+import { parseAmountCents } from '../money.js';
+import { CsvFormatError, type CsvRecord } from './csv-reader.js';
+
+export const REQUIRED_COLUMNS = ['date', 'order_id', 'product_id', 'amount_sgd'] as const;
+export type Column = (typeof REQUIRED_COLUMNS)[number];
+
+/** A validated, normalised sale ready to store. */
+export interface SaleRow {
+  line: number;
+  date: string;
+  orderId: string;
+  productId: string;
+  amountCents: number;
+}
+
+/** What is wrong with one row: `column` is null when the whole row is at fault. */
+export interface RowError {
+  line: number;
+  column: string | null;
+  message: string;
+}
+
+/** Where each required column sits in a record, plus the header's warnings. */
+export interface HeaderLayout {
+  index: Record<Column, number>;
+  width: number;
+  warnings: string[];
+}
+
+const MAX_ID_CHARS = 64;
+
+/** Reads the header record; a missing or repeated required column fails the whole file. */
+export function readHeader(record: CsvRecord): HeaderLayout {
+  const names = record.fields.map((f) => f.trim().toLowerCase());
+  const index = {} as Record<Column, number>;
+  for (const column of REQUIRED_COLUMNS) {
+    const at = names.indexOf(column);
+    if (at === -1) {
+      throw new CsvFormatError(
+        `missing required column "${column}" (the header must name ${REQUIRED_COLUMNS.join(', ')})`,
+        record.line,
+      );
+    }
+    if (names.indexOf(column, at + 1) !== -1) {
+      throw new CsvFormatError(`column "${column}" appears more than once in the header`, record.line);
+    }
+    index[column] = at;
+  }
+  const extras = record.fields
+    .map((name, i) => ({ name: name.trim(), i }))
+    .filter(({ i }) => !(REQUIRED_COLUMNS as readonly string[]).includes(names[i]!))
+    .map(({ name, i }) => (name === '' ? `(unnamed column ${i + 1})` : name));
+  const warnings =
+    extras.length === 0 ? [] : [`ignored column${extras.length > 1 ? 's' : ''}: ${extras.join(', ')}`];
+  return { index, width: names.length, warnings };
+}
+
+/**
+ * Validates one record against the header. Returns the normalised row, or every error found in it
+ * (one per bad column), so a user can fix a line in one pass.
+ */
+export function validateRecord(record: CsvRecord, layout: HeaderLayout): SaleRow | RowError[] {
+  const { fields, line } = record;
+  if (fields.length !== layout.width) {
+    return [
+      {
+        line,
+        column: null,
+        message: `expected ${layout.width} fields as in the header, found ${fields.length}`,
+      },
+    ];
+  }
+  const errors: RowError[] = [];
+  const date = fields[layout.index.date]!.trim();
+  const dateError = checkDate(date);
+  if (dateError) errors.push({ line, column: 'date', message: dateError });
+
+  const orderId = fields[layout.index.order_id]!.trim();
+  const orderError = checkId('order_id', orderId);
+  if (orderError) errors.push({ line, column: 'order_id', message: orderError });
+
+  const productId = fields[layout.index.product_id]!.trim();
+  const productError = checkId('product_id', productId);
+  if (productError) errors.push({ line, column: 'product_id', message: productError });
+
+  const amount = parseAmountCents(fields[layout.index.amount_sgd]!.trim());
+  if (typeof amount === 'string') errors.push({ line, column: 'amount_sgd', message: amount });
+
+  if (errors.length > 0) return errors;
+  return { line, date, orderId, productId, amountCents: amount as number };
+}
+
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/** Checks a `YYYY-MM-DD` calendar date; returns an error sentence, or null when it is valid. */
+export function checkDate(text: string): string | null {
+  const m = DATE.exec(text);
+  if (!m) return text === '' ? 'date is empty' : `"${clip(text)}" is not a date in YYYY-MM-DD form`;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  if (year < 1000) return `"${text}" is outside the supported years 1000 to 9999`;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
+    return `"${text}" is not a real calendar date`;
+  }
+  return null;
+}
+
+function daysInMonth(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+function checkId(column: string, value: string): string | null {
+  if (value === '') return `${column} is empty`;
+  // Length in characters (code points), as MySQL's VARCHAR(64) counts them.
+  let chars = 0;
+  for (const _ of value) if (++chars > MAX_ID_CHARS) break;
+  if (chars > MAX_ID_CHARS) return `${column} is longer than ${MAX_ID_CHARS} characters`;
+  return null;
+}
+
+function clip(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}

@@ -1,0 +1,69 @@
+/**
+ * The one place where money changes form. Amounts are integer cents in code (bigint for sums),
+ * decimal strings with two fraction digits on the wire, and DECIMAL(14,2) or integer cents in
+ * the database. No binary floating point is involved anywhere.
+ */
+
+const AMOUNT = /^(-?)(\d+)(?:\.(\d{1,2}))?$/;
+/** Absolute amounts must stay below 10^12 SGD, i.e. 10^14 cents: exact as a JS number. */
+const LIMIT_CENTS = 100_000_000_000_000;
+
+/** Parses a CSV amount such as `-12.5` into integer cents; returns an error sentence instead on bad input. */
+export function parseAmountCents(text: string): number | string {
+  const m = AMOUNT.exec(text);
+  if (!m) {
+    if (text === '') return 'amount_sgd is empty';
+    if (/[,\s]/.test(text)) return `"${clip(text)}" is not a plain decimal (no thousands separators or spaces)`;
+    if (/^-?\d*\.\d{3,}$/.test(text)) return `"${clip(text)}" has more than 2 fraction digits`;
+    return `"${clip(text)}" is not a plain decimal such as 12.34 or -5`;
+  }
+  const whole = m[2]!.replace(/^0+(?=\d)/, '');
+  if (whole.length > 12) return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
+  const cents = Number(whole) * 100 + Number((m[3] ?? '').padEnd(2, '0'));
+  if (cents >= LIMIT_CENTS) return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
+  return m[1] === '-' && cents !== 0 ? -cents : cents;
+}
+
+/** Formats cents as a decimal string with exactly two fraction digits: 12345n → "123.45", -5 → "-0.05". */
+export function formatCents(cents: bigint | number): string {
+  const value = BigInt(cents);
+  const abs = value < 0n ? -value : value;
+  const text = `${abs / 100n}.${(abs % 100n).toString().padStart(2, '0')}`;
+  return value < 0n ? `-${text}` : text;
+}
+
+/** Reads an exact decimal string (as MySQL returns DECIMAL and SUM) into cents. */
+export function decimalToCents(text: string): bigint {
+  const m = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
+  if (!m) throw new Error(`not a decimal: ${text}`);
+  const fraction = (m[3] ?? '').padEnd(2, '0');
+  if (/[^0]/.test(fraction.slice(2))) throw new Error(`more than 2 fraction digits: ${text}`);
+  const cents = BigInt(m[2]!) * 100n + BigInt(fraction.slice(0, 2));
+  return m[1] === '-' ? -cents : cents;
+}
+
+/** Divides cents, rounding half away from zero: the average order value rule. */
+export function divideRounded(cents: bigint, divisor: bigint): bigint {
+  if (divisor <= 0n) throw new RangeError('divisor must be positive');
+  const negative = cents < 0n;
+  const abs = negative ? -cents : cents;
+  const quotient = (abs * 2n + divisor) / (divisor * 2n);
+  return negative ? -quotient : quotient;
+}
+
+function clip(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+/** Cents as the database column takes them: a DECIMAL string on MySQL, integer cents on SQLite. */
+export function centsToDb(kind: 'mysql' | 'sqlite', cents: number): string | number {
+  return kind === 'mysql' ? formatCents(cents) : cents;
+}
+
+/** An amount or SUM as the database returns it (DECIMAL string on MySQL, integer cents on SQLite) → cents. */
+export function centsFromDb(kind: 'mysql' | 'sqlite', value: string | number | bigint | null): bigint {
+  if (value === null) return 0n;
+  if (kind === 'mysql') return decimalToCents(String(value));
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new RangeError(`inexact cents: ${value}`);
+  return BigInt(value);
+}
