@@ -1,0 +1,363 @@
+import { renameSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DIALECTS } from './support/databases.js';
+import { csv, orderId, useHarness } from './support/harness.js';
+
+interface FileResult {
+  id: number;
+  filename: string;
+  status: string;
+  num_rows: number;
+  rows_rejected: number;
+  error_message: string | null;
+  error_count: number;
+  errors: Array<{ line: number; column: string | null; message: string }>;
+  warnings: string[];
+}
+
+describe.each(DIALECTS)('import-sales on %s', (kind) => {
+  const h = useHarness(kind);
+
+  async function runImport(query = '') {
+    const res = await h.app.inject({ method: 'GET', url: `/api/import-sales/${query}` });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json() as { files: FileResult[]; summary: Record<string, number> };
+  }
+  async function total(query = '') {
+    const res = await h.app.inject({ url: `/api/metrics/revenue/${query}` });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json() as { total_revenue: string; order_count: number; sale_count: number };
+  }
+  async function salesRows() {
+    return h.database.db.selectFrom('sales').selectAll().orderBy('source_line').execute();
+  }
+
+  it('when the folder is empty, then the run reports no files', async () => {
+    const body = await runImport();
+    expect(body).toEqual({ files: [], summary: { imported: 0, partial: 0, skipped: 0, failed: 0, rows: 0 } });
+  });
+
+  it('when a valid file is imported, then its rows are stored and the record says success', async () => {
+    const o = orderId();
+    h.writeCsv('2024-01.csv', csv([['2024-01-02', o, 'P-1', '10.50'], ['2024-01-03', o, 'P-2', '-2.25']]));
+    const body = await runImport();
+    expect(body.summary).toEqual({ imported: 1, partial: 0, skipped: 0, failed: 0, rows: 2 });
+    const [file] = body.files;
+    expect(file).toMatchObject({
+      filename: '2024-01.csv',
+      status: 'success',
+      num_rows: 2,
+      rows_rejected: 0,
+      error_message: null,
+      error_count: 0,
+      errors: [],
+      warnings: [],
+    });
+    expect(file!.sha256 as unknown as string).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Date((file as unknown as { imported_at: string }).imported_at).toISOString()).toBe(
+      (file as unknown as { imported_at: string }).imported_at,
+    );
+    expect(await total()).toMatchObject({ total_revenue: '8.25', order_count: 1, sale_count: 2 });
+
+    const record = await h.app.inject({ url: `/api/imports/${file!.id}` });
+    expect(record.json()).toMatchObject({ id: file!.id, status: 'success', num_rows: 2, errors: [] });
+  });
+
+  it('when files are imported, then they go one at a time in name order', async () => {
+    h.writeCsv('b.csv', csv([['2024-01-02', orderId(), 'P', '1.00']]));
+    h.writeCsv('a.csv', csv([['2024-01-02', orderId(), 'P', '2.00']]));
+    h.writeCsv('notes.txt', 'not a csv');
+    h.writeCsv('C.CSV', csv([['2024-01-02', orderId(), 'P', '3.00']]));
+    const body = await runImport();
+    expect(body.files.map((f) => f.filename)).toEqual(['C.CSV', 'a.csv', 'b.csv']);
+    expect(body.summary.rows).toBe(3);
+  });
+
+  it('when the same file is imported again or under another name, then it is skipped and nothing doubles', async () => {
+    const content = csv([['2024-01-02', orderId(), 'P-1', '10.00']]);
+    h.writeCsv('2023-12.csv', content);
+    const first = await runImport();
+    const id = first.files[0]!.id;
+
+    const again = await runImport();
+    expect(again.files[0]).toMatchObject({
+      id,
+      status: 'skipped',
+      error_message: `already imported as 2023-12.csv (import ${id})`,
+    });
+    renameSync(path.join(h.salesDir, '2023-12.csv'), path.join(h.salesDir, 'copy-of-2023-12.csv'));
+    const renamed = await runImport();
+    expect(renamed.files[0]).toMatchObject({ id, filename: 'copy-of-2023-12.csv', status: 'skipped' });
+    expect(renamed.summary).toMatchObject({ skipped: 1, imported: 0, rows: 0 });
+    expect(await total()).toMatchObject({ total_revenue: '10.00', sale_count: 1 });
+  });
+
+  it('when a later file carries identities already stored, then those rows are replaced, not counted twice', async () => {
+    const o1 = orderId();
+    const o2 = orderId();
+    h.writeCsv('1.csv', csv([['2024-01-01', o1, 'P-1', '10.00'], ['2024-01-01', o2, 'P-1', '5.00']]));
+    await runImport();
+    h.writeCsv('2.csv', csv([['2024-01-05', o1, 'P-1', '12.00'], ['2024-01-05', o1, 'P-2', '1.00']]));
+    const body = await runImport();
+    expect(body.files[1]).toMatchObject({ status: 'success', num_rows: 2 });
+    expect(await total()).toMatchObject({ total_revenue: '18.00', order_count: 2, sale_count: 3 });
+    const rows = await salesRows();
+    const replaced = rows.find((r) => r.order_id === o1 && r.product_id === 'P-1')!;
+    expect(replaced.date).toBe('2024-01-05');
+    expect(replaced.imported_file_id).toBe(body.files[1]!.id);
+  });
+
+  it('when identities differ only in case, then they are different orders', async () => {
+    h.writeCsv('case.csv', csv([['2024-01-01', 'ORD-1', 'P-1', '1.00'], ['2024-01-01', 'ord-1', 'P-1', '2.00']]));
+    const body = await runImport();
+    expect(body.files[0]).toMatchObject({ status: 'success', num_rows: 2 });
+    expect(await total()).toMatchObject({ total_revenue: '3.00', order_count: 2 });
+  });
+
+  describe('strict mode (default)', () => {
+    it('when any row is invalid, then nothing of the file is stored and the errors name line and column', async () => {
+      const good = orderId();
+      h.writeCsv(
+        'bad.csv',
+        csv([
+          ['2024-01-01', good, 'P-1', '1.00'],
+          ['2024-02-30', orderId(), 'P-1', '1.00'],
+          ['2024-01-01', orderId(), 'P-1', '"1,000.00"'],
+        ]),
+      );
+      const body = await runImport();
+      const file = body.files[0]!;
+      expect(file).toMatchObject({ status: 'failed', num_rows: 0, rows_rejected: 2, error_count: 2 });
+      expect(file.error_message).toMatch(/nothing was imported/);
+      expect(file.errors).toEqual([
+        { line: 3, column: 'date', message: expect.stringMatching(/not a real calendar date/) },
+        { line: 4, column: 'amount_sgd', message: expect.stringMatching(/thousands separators/) },
+      ]);
+      expect(await salesRows()).toEqual([]);
+      expect(body.summary).toMatchObject({ failed: 1, imported: 0, rows: 0 });
+    });
+
+    it('when each kind of bad value appears, then each gets its own error with its line', async () => {
+      const rows = [
+        ['2024-13-01', orderId(), 'P', '1.00'],
+        ['01/02/2024', orderId(), 'P', '1.00'],
+        ['', orderId(), 'P', '1.00'],
+        ['2024-01-01', '   ', 'P', '1.00'],
+        ['2024-01-01', 'x'.repeat(65), 'P', '1.00'],
+        ['2024-01-01', orderId(), '', '1.00'],
+        ['2024-01-01', orderId(), 'P', '1.234'],
+        ['2024-01-01', orderId(), 'P', 'S$5'],
+        ['2024-01-01', orderId(), 'P', '1000000000000.00'],
+        ['2024-01-01', orderId(), 'P', ''],
+        ['2024-01-01', orderId(), 'P', '+5'],
+      ];
+      h.writeCsv('kinds.csv', csv(rows) + '2024-01-01,too,few\n');
+      const file = (await runImport()).files[0]!;
+      expect(file.status).toBe('failed');
+      expect(file.errors.map((e) => [e.line, e.column])).toEqual([
+        [2, 'date'],
+        [3, 'date'],
+        [4, 'date'],
+        [5, 'order_id'],
+        [6, 'order_id'],
+        [7, 'product_id'],
+        [8, 'amount_sgd'],
+        [9, 'amount_sgd'],
+        [10, 'amount_sgd'],
+        [11, 'amount_sgd'],
+        [12, 'amount_sgd'],
+        [13, null],
+      ]);
+      expect(file.errors[11]!.message).toMatch(/expected 4 fields/);
+      expect(file.error_count).toBe(12);
+    });
+
+    it('when an identity repeats inside one file, then the repeat is a row error pointing at the first line', async () => {
+      const o = orderId();
+      h.writeCsv('dup.csv', csv([['2024-01-01', o, 'P-1', '1.00'], ['2024-01-02', orderId(), 'P-1', '1.00'], ['2024-01-03', o, 'P-1', '9.00']]));
+      const file = (await runImport()).files[0]!;
+      expect(file.status).toBe('failed');
+      expect(file.errors).toEqual([{ line: 4, column: null, message: expect.stringContaining('already appears on line 2') }]);
+      expect(await salesRows()).toEqual([]);
+    });
+
+    it('when a repeat is far apart (other batches in between), then it is still caught', async () => {
+      const o = orderId();
+      const rows = [['2024-01-01', o, 'P-1', '1.00']];
+      for (let i = 0; i < 2500; i++) rows.push(['2024-01-01', orderId('FILL'), 'P-1', '1.00']);
+      rows.push(['2024-01-01', o, 'P-1', '1.00']);
+      h.writeCsv('far.csv', csv(rows));
+      const file = (await runImport('?on_error=skip')).files[0]!;
+      expect(file).toMatchObject({ status: 'partial', num_rows: 2501, rows_rejected: 1 });
+      expect(file.errors).toEqual([{ line: 2503, column: null, message: expect.stringContaining('line 2') }]);
+    });
+
+    it('when more than 100 rows are bad, then the first 100 are kept and the total is counted', async () => {
+      const rows = Array.from({ length: 150 }, () => ['2024-01-01', orderId(), 'P', 'oops']);
+      h.writeCsv('many.csv', csv(rows));
+      const file = (await runImport()).files[0]!;
+      expect(file.error_count).toBe(150);
+      expect(file.rows_rejected).toBe(150);
+      expect(file.errors).toHaveLength(100);
+      expect(file.errors[0]!.line).toBe(2);
+      expect(file.errors[99]!.line).toBe(101);
+    });
+
+    it('when a failed file is fixed and imported again, then the same record succeeds', async () => {
+      const o = orderId();
+      h.writeCsv('fix.csv', csv([['2024-01-01', o, 'P', 'x']]));
+      const failed = (await runImport()).files[0]!;
+      expect(failed.status).toBe('failed');
+      const again = (await runImport()).files[0]!;
+      expect(again).toMatchObject({ id: failed.id, status: 'failed' }); // still bad: tried again, fails again
+      h.writeCsv('fix.csv', csv([['2024-01-01', o, 'P', '4.00']]));
+      const fixed = (await runImport()).files[0]!;
+      expect(fixed).toMatchObject({ status: 'success', num_rows: 1 });
+    });
+  });
+
+  describe('on_error=skip', () => {
+    it('when some rows are invalid, then the valid ones are stored and the file is partial', async () => {
+      const keep = orderId();
+      h.writeCsv('mixed.csv', csv([['2024-01-01', keep, 'P-1', '3.10'], ['2024-01-01', orderId(), 'P-1', 'abc'], ['2024-01-02', keep, 'P-2', '0.20']]));
+      const body = await runImport('?on_error=skip');
+      const file = body.files[0]!;
+      expect(file).toMatchObject({ status: 'partial', num_rows: 2, rows_rejected: 1, error_count: 1 });
+      expect(file.error_message).toMatch(/1 row rejected/);
+      expect(file.errors[0]).toMatchObject({ line: 3, column: 'amount_sgd' });
+      expect(body.summary).toMatchObject({ partial: 1, rows: 2 });
+      expect(await total()).toMatchObject({ total_revenue: '3.30', sale_count: 2 });
+    });
+
+    it('when a partial file is imported again, then it is skipped', async () => {
+      h.writeCsv('p.csv', csv([['2024-01-01', orderId(), 'P', '1.00'], ['bad', orderId(), 'P', '1.00']]));
+      expect((await runImport('?on_error=skip')).files[0]!.status).toBe('partial');
+      expect((await runImport('?on_error=skip')).files[0]!.status).toBe('skipped');
+    });
+
+    it('when on_error has another value, then the request is a 400 naming it', async () => {
+      const res = await h.app.inject({ url: '/api/import-sales/?on_error=ignore' });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'invalid_parameter', field: 'on_error' });
+    });
+  });
+
+  describe('CSV format', () => {
+    it('when the file has a BOM, CRLF, quotes, quoted newlines, blank lines and no final newline, then every row is read', async () => {
+      const text =
+        '\uFEFFDate , ORDER_ID,Product_Id,amount_sgd\r\n' +
+        '2024-01-01,"Q,1","P ""big""",1.00\r\n' +
+        '\r\n' +
+        '2024-01-02,"Q\n2",P-1,2.00\r\n' +
+        '\n' +
+        '2024-01-03,Q3,P-1,3.00';
+      h.writeCsv('quirks.csv', text);
+      const file = (await runImport()).files[0]!;
+      expect(file).toMatchObject({ status: 'success', num_rows: 3 });
+      const rows = await salesRows();
+      expect(rows.map((r) => [r.order_id, r.product_id, r.source_line])).toEqual([
+        ['Q,1', 'P "big"', 2],
+        ['Q\n2', 'P-1', 4],
+        ['Q3', 'P-1', 7],
+      ]);
+    });
+
+    it('when columns come in another order with extras, then they are mapped and the extras are a warning', async () => {
+      h.writeCsv('order.csv', 'amount_sgd,channel,product_id,date,order_id,\n5.00,web,P,2024-01-01,X1,\n');
+      const file = (await runImport()).files[0]!;
+      expect(file).toMatchObject({ status: 'success', num_rows: 1 });
+      expect(file.warnings).toEqual(['ignored columns: channel, (unnamed column 6)']);
+      expect(await total()).toMatchObject({ total_revenue: '5.00' });
+    });
+
+    it('when a required column is missing, then the whole file fails with a message naming it', async () => {
+      h.writeCsv('nocol.csv', 'date,order_id,amount_sgd\n2024-01-01,A,1.00\n');
+      const file = (await runImport()).files[0]!;
+      expect(file).toMatchObject({ status: 'failed', num_rows: 0 });
+      expect(file.error_message).toMatch(/missing required column "product_id"/);
+    });
+
+    it('when a quote is never closed, then the file fails with the line where the record starts', async () => {
+      h.writeCsv('open.csv', csv([['2024-01-01', 'A', 'P', '1.00']]) + '2024-01-02,"B,P,2.00\n');
+      const file = (await runImport('?on_error=skip')).files[0]!;
+      expect(file.status).toBe('failed');
+      expect(file.error_message).toMatch(/^line 3: quoted field is never closed/);
+      expect(await salesRows()).toEqual([]);
+    });
+
+    it('when the file is empty or not UTF-8, then it fails with a clear message and stores nothing', async () => {
+      h.writeCsv('a-empty.csv', '');
+      h.writeCsv('b-latin1.csv', Buffer.from('date,order_id,product_id,amount_sgd\n2024-01-01,caf\xe9,P,1.00\n', 'latin1'));
+      h.writeCsv('c-utf16.csv', Buffer.from('\uFEFFdate,order_id\n', 'utf16le'));
+      const body = await runImport();
+      expect(body.files.map((f) => [f.status, f.error_message])).toEqual([
+        ['failed', expect.stringMatching(/empty/)],
+        ['failed', expect.stringMatching(/not valid UTF-8/)],
+        ['failed', expect.stringMatching(/UTF-16/)],
+      ]);
+      expect(await salesRows()).toEqual([]);
+    });
+
+    it('when ids hold quotes, formulas, emoji and RTL marks, then they are stored byte for byte', async () => {
+      const ids = [`'; DROP TABLE sales; --`, `=cmd|'/c calc'!A0`, 'order-🍊-1', '\u202Eabc\u200F'];
+      h.writeCsv('hostile.csv', csv(ids.map((id) => ['2024-01-01', `"${id.replace(/"/g, '""')}"`, 'P', '1.00'])));
+      expect((await runImport()).files[0]!.status).toBe('success');
+      expect((await salesRows()).map((r) => r.order_id)).toEqual(ids);
+    });
+  });
+
+  it('when money values drift as floats, then the totals are still exact to the cent', async () => {
+    const rows = Array.from({ length: 1000 }, () => ['2024-03-01', orderId(), 'P', '0.10']);
+    rows.push(['2024-03-01', orderId(), 'P', '0.20'], ['2024-03-01', orderId(), 'P', '999999999999.99']);
+    h.writeCsv('drift.csv', csv(rows));
+    await runImport();
+    expect((await total()).total_revenue).toBe('1000000000100.19');
+    let float = 0;
+    for (let i = 0; i < 1000; i++) float += 0.1;
+    expect(float).not.toBe(100); // what binary floating point would have reported
+  });
+
+  it('when two import requests arrive at once, then each file is imported exactly once', async () => {
+    for (let f = 0; f < 3; f++) {
+      h.writeCsv(`c${f}.csv`, csv(Array.from({ length: 200 }, () => ['2024-01-01', orderId(), 'P', '1.00'])));
+    }
+    const [a, b] = await Promise.all([runImport(), runImport()]);
+    const imported = [...a.files, ...b.files].filter((f) => f.status === 'success');
+    const skipped = [...a.files, ...b.files].filter((f) => f.status === 'skipped');
+    expect(imported).toHaveLength(3);
+    expect(skipped).toHaveLength(3);
+    expect(new Set(imported.map((f) => f.id)).size).toBe(3);
+    expect((await total()).sale_count).toBe(600);
+    const records = await h.database.db.selectFrom('imported_files').select('id').execute();
+    expect(records).toHaveLength(3);
+  });
+
+  it('when an import record is asked for, then the list is newest first and unknown ids are 404', async () => {
+    h.writeCsv('1.csv', csv([['2024-01-01', orderId(), 'P', '1.00']]));
+    h.writeCsv('2.csv', csv([['2024-01-01', orderId(), 'P', 'bad']]));
+    await runImport();
+    const list = await h.app.inject({ url: '/api/imports?limit=1' });
+    expect(list.statusCode).toBe(200);
+    const body = list.json();
+    expect(body).toMatchObject({ total: 2, limit: 1, offset: 0 });
+    expect(body.imports).toHaveLength(1);
+    expect(body.imports[0]).toMatchObject({ filename: '2.csv', status: 'failed', error_count: 1 });
+    const second = await h.app.inject({ url: '/api/imports/?limit=1&offset=1' });
+    expect(second.json().imports[0].filename).toBe('1.csv');
+    const detail = await h.app.inject({ url: `/api/imports/${body.imports[0].id}/` });
+    expect(detail.json().errors).toEqual([{ line: 2, column: 'amount_sgd', message: expect.any(String) }]);
+
+    expect((await h.app.inject({ url: '/api/imports/999999' })).statusCode).toBe(404);
+    expect((await h.app.inject({ url: '/api/imports/abc' })).json()).toMatchObject({ error: 'invalid_parameter', field: 'id' });
+    expect((await h.app.inject({ url: '/api/imports?limit=501' })).json()).toMatchObject({ field: 'limit' });
+    expect((await h.app.inject({ url: '/api/imports?offset=-1' })).statusCode).toBe(400);
+  });
+
+  it('when POST is used, then import-sales behaves as GET', async () => {
+    h.writeCsv('post.csv', csv([['2024-01-01', orderId(), 'P', '1.00']]));
+    const res = await h.app.inject({ method: 'POST', url: '/api/import-sales?on_error=skip' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().summary.imported).toBe(1);
+  });
+});

@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createConnection } from 'mysql2/promise';
+import type { DatabaseConfig } from '../../src/config.js';
+
+/**
+ * The databases every component test runs against: an SQLite file always, and MariaDB/MySQL when
+ * ZINC_TEST_MYSQL_URL names a server (mysql://user:pass@host:port, no database). CI sets
+ * ZINC_REQUIRE_MYSQL=1 so that a missing server fails the run instead of skipping.
+ */
+export const MYSQL_URL = process.env.ZINC_TEST_MYSQL_URL?.replace(/\/+$/, '');
+
+if (process.env.ZINC_REQUIRE_MYSQL === '1' && !MYSQL_URL) {
+  throw new Error('ZINC_REQUIRE_MYSQL=1 but ZINC_TEST_MYSQL_URL is not set: the MySQL tests would not run');
+}
+
+export const DIALECTS: Array<'sqlite' | 'mysql'> = MYSQL_URL ? ['sqlite', 'mysql'] : ['sqlite'];
+
+export interface TestDatabase {
+  config: DatabaseConfig;
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database of the given kind, owned by the caller until `drop`. */
+export async function createTestDatabase(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
+  if (kind === 'sqlite') {
+    const dir = mkdtempSync(path.join(tmpdir(), 'zinc-test-'));
+    return {
+      config: { kind: 'sqlite', path: path.join(dir, 'zinc.sqlite') },
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const name = `zinc_test_${randomBytes(5).toString('hex')}`;
+  const admin = await createConnection(MYSQL_URL!);
+  await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+  await admin.end();
+  const url = `${MYSQL_URL}/${name}`;
+  const parsed = new URL(url);
+  return {
+    config: { kind: 'mysql', url, host: parsed.hostname, port: Number(parsed.port || 3306), database: name },
+    drop: async () => {
+      const conn = await createConnection(MYSQL_URL!);
+      await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      await conn.end();
+    },
+  };
+}
