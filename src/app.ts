@@ -10,17 +10,28 @@ import { healthRoutes } from './http/health.routes.js';
 import { registerRequestLog } from './http/request-log.js';
 import { ErrorResponse } from './http/schemas.js';
 import { importRoutes } from './imports/imports.routes.js';
+import { prometheusRoutes } from './http/prometheus.routes.js';
+import { Lifecycle } from './lifecycle.js';
 import { revenueRoutes } from './metrics/revenue.routes.js';
+import { Telemetry } from './telemetry.js';
 
 export interface AppOptions {
   config: Config;
   database: Database;
   /** pino options, or false to stay quiet (tests). */
   logger?: boolean | object;
+  telemetry?: Telemetry;
+  lifecycle?: Lifecycle;
 }
 
 /** Builds the HTTP application without listening: plugins, routes, error handling. */
-export async function buildApp({ config, database, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  config,
+  database,
+  logger,
+  telemetry = new Telemetry(),
+  lifecycle = new Lifecycle(),
+}: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: logger ?? {
       level: config.logLevel,
@@ -34,7 +45,7 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addSchema(ErrorResponse);
-  registerRequestLog(app);
+  registerRequestLog(app, telemetry);
   registerErrorHandler(app);
   registerAuth(app, config.apiToken);
 
@@ -53,8 +64,9 @@ export async function buildApp({ config, database, logger }: AppOptions): Promis
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
-  await app.register(healthRoutes, { database });
-  await app.register(importRoutes, { database, config });
+  await app.register(healthRoutes, { database, lifecycle });
+  await app.register(prometheusRoutes, { telemetry, metricsToken: config.metricsToken });
+  await app.register(importRoutes, { database, config, telemetry, lifecycle });
   await app.register(revenueRoutes, { database });
   return app;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/connection.js';
-import { migrateDown, migrateToLatest } from './db/migrator.js';
+import { backupDatabase, defaultBackupPath } from './db/backup.js';
+import { migrateDown, migrateToLatest, schemaStatus } from './db/migrator.js';
 import { importFolder, recoverInterruptedImports, type FolderResult, type OnError } from './imports/import.service.js';
 import { createLogger } from './log.js';
 import { closeOnSignals, startServer } from './server.js';
@@ -11,11 +13,13 @@ const USAGE = `Usage: zinc <command>
 
 Commands:
   serve                          migrate the database, then serve the HTTP API
-  migrate [latest|down]          apply every pending migration, or revert the newest one
+  migrate [status|latest|down]   show, apply every pending migration, or revert the newest one
+  backup [FILE]                  write a consistent copy of the database (SQLite file or SQL dump)
   import [DIR] [--on-error skip] import every new *.csv in DIR (default: SALES_DIR)
   demo                           import the sample files, then serve (the first-run path)
 
-Configuration comes from the environment: DATABASE_URL, SALES_DIR, HOST, PORT, LOG_LEVEL, API_TOKEN.`;
+Configuration comes from the environment: DATABASE_URL, SALES_DIR, HOST, PORT, LOG_LEVEL,
+API_TOKEN, METRICS_TOKEN, SHUTDOWN_TIMEOUT_MS (see README.md).`;
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -33,6 +37,13 @@ async function main(argv: string[]): Promise<number> {
       return serve(loadConfig());
     case 'migrate':
       return migrate(loadConfig(), rest[0] ?? 'latest');
+    case 'backup': {
+      const config = loadConfig();
+      const file = path.resolve(rest[0] ?? defaultBackupPath(config.database));
+      await backupDatabase(config.database, file);
+      console.log(`backup written to ${file}`);
+      return 0;
+    }
     case 'import': {
       const onError = values['on-error'];
       if (onError !== 'fail' && onError !== 'skip') throw new ConfigError('--on-error must be fail or skip');
@@ -72,6 +83,13 @@ async function serve(config: Config, banner = false): Promise<number> {
 async function migrate(config: Config, direction: string): Promise<number> {
   const database = openDatabase(config.database);
   try {
+    if (direction === 'status') {
+      const { applied, pending, unknown } = await schemaStatus(database.db);
+      for (const name of applied) console.log(`applied  ${name}`);
+      for (const name of pending) console.log(`pending  ${name}`);
+      for (const name of unknown) console.log(`unknown  ${name}  (newer than this build)`);
+      return unknown.length > 0 ? 1 : 0;
+    }
     if (direction === 'latest') {
       const applied = await migrateToLatest(database.writer);
       console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already at the latest migration');
@@ -79,7 +97,7 @@ async function migrate(config: Config, direction: string): Promise<number> {
       const reverted = await migrateDown(database.writer);
       console.log(reverted ? `reverted: ${reverted}` : 'no migration to revert');
     } else {
-      console.error(`zinc: migrate takes latest or down, not "${direction}"`);
+      console.error(`zinc: migrate takes status, latest or down, not "${direction}"`);
       return 2;
     }
     return 0;

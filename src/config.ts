@@ -14,6 +14,10 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly apiToken: string | undefined;
+  /** Bearer token for GET /metrics; open when unset. */
+  readonly metricsToken: string | undefined;
+  /** How long in-flight requests get to finish after SIGTERM/SIGINT. */
+  readonly shutdownTimeoutMs: number;
 }
 
 /** Start-up configuration is wrong; the message is one line naming the variable. */
@@ -54,6 +58,11 @@ const portSchema = z
   .transform(Number)
   .refine((n) => n <= 65535, 'must be a whole number between 0 and 65535');
 
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
 const envSchema = z.object({
   DATABASE_URL: z
     .string()
@@ -80,10 +89,13 @@ const envSchema = z.object({
   HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
   PORT: portSchema.default(8000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  API_TOKEN: z
+  API_TOKEN: optionalSecret,
+  METRICS_TOKEN: optionalSecret,
+  SHUTDOWN_TIMEOUT_MS: z
     .string()
-    .optional()
-    .transform((v) => (v === '' ? undefined : v)),
+    .regex(/^\d+$/, 'must be a whole number of milliseconds')
+    .transform(Number)
+    .default(10_000),
 });
 
 /**
@@ -95,7 +107,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
-    const got = env[name] === undefined ? '' : ` (got ${JSON.stringify(redactUrl(env[name]!))})`;
+    const secret = name.endsWith('_TOKEN');
+    const got = env[name] === undefined || secret ? '' : ` (got ${JSON.stringify(redactUrl(env[name]!))})`;
     throw new ConfigError(`${name} ${issue.message}${got}`);
   }
   const e = result.data;
@@ -106,6 +119,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     apiToken: e.API_TOKEN,
+    metricsToken: e.METRICS_TOKEN,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
   });
 }
 

@@ -1,25 +1,29 @@
-import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/connection.js';
 import { migrateToLatest } from './db/migrator.js';
 import { recoverInterruptedImports } from './imports/import.service.js';
+import { Lifecycle } from './lifecycle.js';
 import type { Log } from './log.js';
+import { Telemetry } from './telemetry.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   database: Database;
   url: string;
+  /** Graceful stop: not ready, imports roll back, in-flight requests finish (up to the timeout), database closes. */
   close(): Promise<void>;
 }
 
 /**
- * Opens the database, migrates it to the latest version, marks imports a crash left behind as
- * failed, and listens. Never imports by itself.
+ * Opens the database, migrates it to the latest version (refusing a schema newer than this
+ * build), marks imports a crash left behind as failed, and listens. Never imports by itself.
  */
 export async function startServer(config: Config, log: Log): Promise<RunningServer> {
-  const database = openDatabase(config.database);
+  const telemetry = new Telemetry();
+  const lifecycle = new Lifecycle();
+  const database = openDatabase(config.database, { onQueryError: () => telemetry.dbErrors.inc() });
   try {
     const applied = await migrateToLatest(database.writer);
     if (applied.length > 0) log.info({ migrations: applied }, 'database migrated');
@@ -28,26 +32,53 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
     await database.close();
     throw error;
   }
-  const app = await buildApp({ config, database });
+  const app = await buildApp({ config, database, telemetry, lifecycle });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  const url = `http://${host}:${port}`;
+
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await app.close();
+      lifecycle.beginShutdown();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
+      });
+      const closed = app.close().then(() => 'closed' as const);
+      if ((await Promise.race([closed, deadline])) === 'timeout') {
+        log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'requests still running at the shutdown timeout: closing their connections');
+        app.server.closeAllConnections();
+        await closed;
+      }
+      clearTimeout(timer);
       await database.close();
     })());
-  return { app, database, url, close };
+  return { app, database, url: `http://${host}:${port}`, close };
 }
 
-/** Closes the server on SIGINT/SIGTERM: in-flight requests finish, then the database closes. */
-export function closeOnSignals(server: RunningServer, log: Log, delayMs = 10_000): void {
-  closeWithGrace({ delay: delayMs }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'shutting down after an error');
-    else log.info({ signal }, 'shutting down');
-    await server.close();
-  });
+/** On SIGTERM/SIGINT: a graceful close, then exit 0; a second signal exits at once. */
+export function closeOnSignals(server: RunningServer, log: Log): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => {
+        log.info({}, 'shut down cleanly');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }

@@ -16,6 +16,8 @@ function configFor(url: string): Config {
     port: 0,
     logLevel: 'silent',
     apiToken: undefined,
+    metricsToken: undefined,
+    shutdownTimeoutMs: 10_000,
   };
 }
 

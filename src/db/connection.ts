@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, MysqlDialect, SqliteDialect } from 'kysely';
+import { Kysely, MysqlDialect, SqliteDialect, type LogEvent } from 'kysely';
 import { createPool, type PoolOptions } from 'mysql2';
 import type { DatabaseConfig } from '../config.js';
 import type { Tables } from './tables.js';
@@ -38,13 +38,23 @@ export function mysqlPoolOptions(url: string): PoolOptions {
   };
 }
 
+export interface OpenOptions {
+  /** Called for every failed query (metrics). */
+  onQueryError?: (error: unknown) => void;
+}
+
 /** Opens the database named by the configuration (creating the SQLite file and folder if needed). */
-export function openDatabase(config: DatabaseConfig): Database {
+export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}): Database {
+  const log = options.onQueryError
+    ? (event: LogEvent) => {
+        if (event.level === 'error') options.onQueryError!(event.error);
+      }
+    : undefined;
   if (config.kind === 'mysql') {
     const pool = createPool(mysqlPoolOptions(config.url));
     // A pool error (server gone) must never take the process down; queries report it instead.
     pool.on('connection', (conn) => conn.on('error', () => {}));
-    const db = new Kysely<Tables>({ dialect: new MysqlDialect({ pool }) });
+    const db = new Kysely<Tables>({ dialect: new MysqlDialect({ pool }), log });
     return { kind: 'mysql', db, writer: db, close: () => db.destroy() };
   }
 
@@ -57,9 +67,9 @@ export function openDatabase(config: DatabaseConfig): Database {
     conn.pragma('busy_timeout = 5000');
     return conn;
   };
-  const writer = new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }) });
+  const writer = new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }), log });
   const db =
-    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }) });
+    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }), log });
   return {
     kind: 'sqlite',
     db,

@@ -1,4 +1,4 @@
-import { Migrator, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type MigrationResultSet } from 'kysely';
 import type { DB } from './connection.js';
 import { migrations } from './migrations/index.js';
 
@@ -23,6 +23,7 @@ function check({ error, results }: MigrationResultSet): MigrationResultSet {
 
 /** Brings the schema to the newest migration. Returns the names applied. */
 export async function migrateToLatest(db: DB): Promise<string[]> {
+  await assertSchemaNotNewer(db);
   const { results } = check(await createMigrator(db).migrateToLatest());
   return (results ?? []).map((r) => r.migrationName);
 }
@@ -31,4 +32,40 @@ export async function migrateToLatest(db: DB): Promise<string[]> {
 export async function migrateDown(db: DB): Promise<string | undefined> {
   const { results } = check(await createMigrator(db).migrateDown());
   return results?.[0]?.migrationName;
+}
+
+export interface SchemaStatus {
+  applied: string[];
+  pending: string[];
+  /** Applied in the database but unknown to this build: the schema is newer than the code. */
+  unknown: string[];
+}
+
+/** Which migrations the database has, compared with the ones this build knows. */
+export async function schemaStatus(db: DB): Promise<SchemaStatus> {
+  const known = Object.keys(migrations);
+  let appliedNames: string[] = [];
+  try {
+    const rows = await sql<{ name: string }>`SELECT name FROM zinc_migrations ORDER BY name`.execute(db);
+    appliedNames = rows.rows.map((r) => r.name);
+  } catch (error) {
+    if (!/no such table|doesn't exist/i.test((error as Error).message)) throw error;
+  }
+  const applied = new Set(appliedNames);
+  return {
+    applied: known.filter((n) => applied.has(n)),
+    pending: known.filter((n) => !applied.has(n)),
+    unknown: appliedNames.filter((n) => !known.includes(n)),
+  };
+}
+
+/** Refuses to run against a schema newer than this build, with what to do about it. */
+export async function assertSchemaNotNewer(db: DB): Promise<void> {
+  const { unknown } = await schemaStatus(db);
+  if (unknown.length > 0) {
+    throw new Error(
+      `the database schema is newer than this build (it has migration ${unknown.join(', ')}); ` +
+        'deploy the newer image, or run "zinc migrate down" with the newer build first',
+    );
+  }
 }

@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import type { Database } from '../db/connection.js';
+import { schemaStatus } from '../db/migrator.js';
+import type { Lifecycle } from '../lifecycle.js';
 
 /** How long `/health` waits for `SELECT 1`. */
 export const HEALTH_TIMEOUT_MS = 2000;
@@ -25,7 +27,50 @@ export async function checkDatabase(database: Database, timeoutMs = HEALTH_TIMEO
 
 const HealthResponse = Type.Object({ status: Type.String(), database: Type.String() });
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database }> = async (app, { database }) => {
+const ReadyResponse = Type.Object({
+  status: Type.String(),
+  database: Type.String(),
+  schema: Type.String(),
+});
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifecycle: Lifecycle }> = async (
+  app,
+  { database, lifecycle },
+) => {
+  app.get(
+    '/health/live',
+    { schema: { tags: ['health'], summary: 'The process answers (liveness probe)', response: { 200: Type.Object({ status: Type.String() }) } } },
+    async () => ({ status: 'ok' }),
+  );
+
+  app.get(
+    '/health/ready',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Ready for traffic: database reachable, schema at the latest migration, not shutting down',
+        response: { 200: ReadyResponse, 503: ReadyResponse },
+      },
+    },
+    async (_request, reply) => {
+      const problem = lifecycle.shuttingDown ? 'not checked' : await checkDatabase(database);
+      let schema = 'not checked';
+      if (problem === null) {
+        const status = await schemaStatus(database.db).catch((error: Error) => ({ error: error.message }));
+        if ('error' in status) schema = status.error;
+        else if (status.unknown.length > 0) schema = `newer than this build: ${status.unknown.join(', ')}`;
+        else if (status.pending.length > 0) schema = `pending migrations: ${status.pending.join(', ')}`;
+        else schema = 'ok';
+      }
+      const body = {
+        status: lifecycle.shuttingDown ? 'shutting_down' : problem === null && schema === 'ok' ? 'ok' : 'error',
+        database: problem ?? 'ok',
+        schema,
+      };
+      return reply.status(body.status === 'ok' ? 200 : 503).send(body);
+    },
+  );
+
   app.get(
     '/health',
     {

@@ -1,8 +1,16 @@
 import type { FastifyInstance } from 'fastify';
+import type { Telemetry } from '../telemetry.js';
 
-/** One JSON line per request: id, method, path, status and duration (no headers, so no secrets). */
-export function registerRequestLog(app: FastifyInstance): void {
+/**
+ * One JSON line per request: id, method, path, status and duration (no headers, so no secrets);
+ * and the same request in the duration histogram, labelled by route template, never the raw URL.
+ */
+export function registerRequestLog(app: FastifyInstance, telemetry: Telemetry): void {
   app.addHook('onResponse', async (request, reply) => {
+    telemetry.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
     request.log.info(
       {
         method: request.method,

@@ -31,6 +31,15 @@ export interface FolderResult {
   summary: { imported: number; partial: number; skipped: number; failed: number; rows: number };
 }
 
+export interface ImportOptions {
+  onError: OnError;
+  log: Log;
+  /** Aborting stops the running file between batches; its rows roll back and its record fails. */
+  signal?: AbortSignal | undefined;
+  /** Told about every file as it finishes (metrics). */
+  onFileDone?: ((outcome: FileOutcome) => void) | undefined;
+}
+
 /** Row errors kept on a record; the total is counted separately. */
 export const MAX_KEPT_ERRORS = 100;
 
@@ -59,12 +68,15 @@ export async function listCsvFiles(dir: string): Promise<string[]> {
 export async function importFolder(
   database: Database,
   dir: string,
-  options: { onError: OnError; log: Log },
+  options: ImportOptions,
 ): Promise<FolderResult> {
   return serialized(database, async () => {
     const files: FileOutcome[] = [];
     for (const name of await listCsvFiles(dir)) {
-      files.push(await importOneFile(database, path.join(dir, name), name, options));
+      if (options.signal?.aborted) break;
+      const outcome = await importOneFile(database, path.join(dir, name), name, options);
+      options.onFileDone?.(outcome);
+      files.push(outcome);
     }
     return { files, summary: summarize(files) };
   });
@@ -75,9 +87,13 @@ export async function importFile(
   database: Database,
   filePath: string,
   filename: string,
-  options: { onError: OnError; log: Log },
+  options: ImportOptions,
 ): Promise<FileOutcome> {
-  return serialized(database, () => importOneFile(database, filePath, filename, options));
+  return serialized(database, async () => {
+    const outcome = await importOneFile(database, filePath, filename, options);
+    options.onFileDone?.(outcome);
+    return outcome;
+  });
 }
 
 export function summarize(files: FileOutcome[]): FolderResult['summary'] {
@@ -124,6 +140,8 @@ function nowUtc(): string {
 
 /** Signals a strict-mode rollback from inside the transaction. */
 class Rejected extends Error {}
+/** Signals a rollback because the process is shutting down. */
+class Interrupted extends Error {}
 
 interface Tally {
   stored: number;
@@ -137,7 +155,7 @@ async function importOneFile(
   database: Database,
   filePath: string,
   filename: string,
-  { onError, log }: { onError: OnError; log: Log },
+  { onError, log, signal }: ImportOptions,
 ): Promise<FileOutcome> {
   const started = performance.now();
   const { size } = await stat(filePath);
@@ -164,7 +182,7 @@ async function importOneFile(
       let message: string | null = null;
       try {
         status = await conn.transaction().execute(async (trx) => {
-          await loadRows(database.kind, trx, id, filePath, sha256, tally);
+          await loadRows(database.kind, trx, id, filePath, sha256, tally, signal);
           const rejected = tally.rejectedRows > 0;
           if (rejected && onError === 'fail') throw new Rejected();
           const final = rejected ? 'partial' : 'success';
@@ -180,6 +198,9 @@ async function importOneFile(
             `${tally.rejectedRows} row${tally.rejectedRows === 1 ? ' has' : 's have'} errors, so nothing was imported ` +
             `(first: line ${first.line}${first.column ? `, ${first.column}` : ''}: ${first.message}); ` +
             'fix the file or import with on_error=skip';
+          tally.stored = 0;
+        } else if (error instanceof Interrupted) {
+          message = 'interrupted by shutdown; the next import run takes the file again';
           tally.stored = 0;
         } else if (error instanceof CsvFormatError) {
           message = error.message;
@@ -290,6 +311,7 @@ async function loadRows(
   filePath: string,
   expectedSha: string,
   tally: Tally,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const hash = createHash('sha256');
   let layout: HeaderLayout | undefined;
@@ -303,6 +325,7 @@ async function loadRows(
     if (tally.errors.length > 2 * MAX_KEPT_ERRORS) trimErrors(tally);
   };
   const flush = async () => {
+    if (signal?.aborted) throw new Interrupted();
     if (batch.length === 0) return;
     const rows = batch;
     batch = [];

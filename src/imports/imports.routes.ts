@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
 import type { Database } from '../db/connection.js';
 import { notFound } from '../http/errors.js';
-import { importFolder } from './import.service.js';
+import type { Lifecycle } from '../lifecycle.js';
+import type { Telemetry } from '../telemetry.js';
+import { importFolder, type FileOutcome } from './import.service.js';
 import { presentFolderResult, presentImport } from './imports.presenter.js';
 import { countImports, findImportById, listImports } from './imports.repository.js';
 import {
@@ -16,10 +18,20 @@ import {
 
 const errors = { 400: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } } as const;
 
-export const importRoutes: FastifyPluginAsyncTypebox<{ database: Database; config: Config }> = async (
-  app,
-  { database, config },
-) => {
+export const importRoutes: FastifyPluginAsyncTypebox<{
+  database: Database;
+  config: Config;
+  telemetry: Telemetry;
+  lifecycle: Lifecycle;
+}> = async (app, { database, config, telemetry, lifecycle }) => {
+  const onFileDone = (outcome: FileOutcome) =>
+    telemetry.importFinished(
+      outcome.status,
+      outcome.status === 'skipped' ? 0 : outcome.record.num_rows,
+      outcome.status === 'skipped' ? 0 : outcome.record.rows_rejected,
+      outcome.status === 'skipped' || outcome.record.duration_ms === null ? null : outcome.record.duration_ms / 1000,
+    );
+
   app.route({
     method: ['GET', 'POST'],
     url: '/api/import-sales',
@@ -31,7 +43,12 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ database: Database; confi
     },
     handler: async (request) => {
       const onError = request.query.on_error ?? 'fail';
-      const result = await importFolder(database, config.salesDir, { onError, log: request.log });
+      const result = await importFolder(database, config.salesDir, {
+        onError,
+        log: request.log,
+        signal: lifecycle.signal,
+        onFileDone,
+      });
       return presentFolderResult(result);
     },
   });

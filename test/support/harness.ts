@@ -49,6 +49,8 @@ export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> 
       port: 0,
       logLevel: 'silent' as const,
       apiToken: undefined,
+      metricsToken: undefined,
+      shutdownTimeoutMs: 10_000,
       ...overrides,
     });
     h.app = await build(h.config);

@@ -1,0 +1,61 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+/**
+ * Everything Zinc reports to Prometheus, in one registry per app (never the global one, so
+ * several apps in one process — tests — do not collide).
+ */
+export class Telemetry {
+  readonly registry = new Registry();
+
+  readonly httpDuration = new Histogram({
+    name: 'zinc_http_request_duration_seconds',
+    help: 'HTTP request duration by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly imports = new Counter({
+    name: 'zinc_imports_total',
+    help: 'Files taken by import runs, by outcome (success, partial, failed, skipped)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly importRows = new Counter({
+    name: 'zinc_import_rows_total',
+    help: 'CSV rows handled by imports: stored, or rejected as invalid',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly importDuration = new Histogram({
+    name: 'zinc_import_duration_seconds',
+    help: 'Time to import one file (skipped files excluded), by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
+
+  readonly dbErrors = new Counter({
+    name: 'zinc_db_query_errors_total',
+    help: 'Database queries that failed (connection loss, timeouts, constraint errors)',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+    // Present from the start, so dashboards and alerts see zeros rather than gaps.
+    for (const outcome of ['success', 'partial', 'failed', 'skipped']) this.imports.inc({ outcome }, 0);
+    for (const result of ['stored', 'rejected']) this.importRows.inc({ result }, 0);
+  }
+
+  /** Records one file's import outcome. */
+  importFinished(outcome: string, stored: number, rejected: number, seconds: number | null): void {
+    this.imports.inc({ outcome });
+    if (outcome === 'skipped') return;
+    this.importRows.inc({ result: 'stored' }, stored);
+    this.importRows.inc({ result: 'rejected' }, rejected);
+    if (seconds !== null) this.importDuration.observe({ outcome }, seconds);
+  }
+}

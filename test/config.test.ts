@@ -1,0 +1,222 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+let tmp: string;
+let salesDir: string;
+
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'zinc-config-'));
+  salesDir = path.join(tmp, 'sales');
+  mkdirSync(salesDir);
+});
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Calls loadConfig and returns the ConfigError it throws (fails the test if it does not throw). */
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected loadConfig to throw for ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig defaults', () => {
+  it('when only SALES_DIR is set, then everything else takes its default', () => {
+    const config = loadConfig({ SALES_DIR: salesDir });
+    // toMatchObject: other settings may be added to Config without breaking this test.
+    expect(config).toMatchObject({
+      salesDir,
+      host: '0.0.0.0',
+      port: 8000,
+      logLevel: 'info',
+    });
+    expect(config.database).toEqual({ kind: 'sqlite', path: path.resolve(process.cwd(), 'data/zinc.sqlite') });
+    expect(config).toHaveProperty('apiToken');
+    expect(config.apiToken).toBeUndefined();
+  });
+
+  it('resolves the default sqlite path to an absolute path', () => {
+    const { database } = loadConfig({ SALES_DIR: salesDir });
+    expect(database.kind).toBe('sqlite');
+    if (database.kind !== 'sqlite') return;
+    expect(path.isAbsolute(database.path)).toBe(true);
+    expect(database.path.endsWith(path.join('data', 'zinc.sqlite'))).toBe(true);
+  });
+
+  it('when the environment is empty, then SALES_DIR defaults to ./static/sales resolved from the working directory', () => {
+    const config = loadConfig({});
+    expect(config.salesDir).toBe(path.resolve(process.cwd(), 'static/sales'));
+    expect(path.isAbsolute(config.salesDir)).toBe(true);
+  });
+
+  it('when SALES_DIR is relative, then it is resolved to an absolute path', () => {
+    const relative = path.relative(process.cwd(), salesDir);
+    expect(path.isAbsolute(relative)).toBe(false);
+    expect(loadConfig({ SALES_DIR: relative }).salesDir).toBe(salesDir);
+  });
+
+  it('returns a frozen object, including the database part', () => {
+    const config = loadConfig({ SALES_DIR: salesDir });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.database)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.port).toBe(8000);
+  });
+
+  it('does not read process.env when given an explicit env', () => {
+    const previous = process.env.PORT;
+    process.env.PORT = 'abc';
+    try {
+      expect(loadConfig({ SALES_DIR: salesDir }).port).toBe(8000);
+    } finally {
+      if (previous === undefined) delete process.env.PORT;
+      else process.env.PORT = previous;
+    }
+  });
+});
+
+describe('loadConfig with values set', () => {
+  it('reads every variable', () => {
+    const config = loadConfig({
+      SALES_DIR: salesDir,
+      DATABASE_URL: `sqlite:${path.join(tmp, 'x.sqlite')}`,
+      PORT: '9001',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      API_TOKEN: 't0ken',
+    });
+    expect(config).toMatchObject({
+      database: { kind: 'sqlite', path: path.join(tmp, 'x.sqlite') },
+      salesDir,
+      host: '127.0.0.1',
+      port: 9001,
+      logLevel: 'debug',
+      apiToken: 't0ken',
+    });
+  });
+
+  it.each([
+    ['0', 0],
+    ['65535', 65535],
+  ])('when PORT is %j, then the port is %d', (value, port) => {
+    expect(loadConfig({ SALES_DIR: salesDir, PORT: value }).port).toBe(port);
+  });
+
+  it('when API_TOKEN is empty, then there is no token', () => {
+    expect(loadConfig({ SALES_DIR: salesDir, API_TOKEN: '' }).apiToken).toBeUndefined();
+  });
+
+  it('when DATABASE_URL is a mysql URL, then host, port and database are taken from it', () => {
+    const url = 'mysql://user:secret@db:3307/sales';
+    expect(loadConfig({ SALES_DIR: salesDir, DATABASE_URL: url }).database).toEqual({
+      kind: 'mysql',
+      url,
+      host: 'db',
+      port: 3307,
+      database: 'sales',
+    });
+  });
+
+  it('when a mysql URL has no port, then the port is 3306', () => {
+    const { database } = loadConfig({ SALES_DIR: salesDir, DATABASE_URL: 'mysql://root@localhost/zinc' });
+    expect(database).toMatchObject({ kind: 'mysql', host: 'localhost', port: 3306, database: 'zinc' });
+  });
+
+  it('when the scheme is mariadb, then it is treated as mysql', () => {
+    const { database } = loadConfig({ SALES_DIR: salesDir, DATABASE_URL: 'mariadb://u:p@maria:3310/shop' });
+    expect(database).toMatchObject({ kind: 'mysql', host: 'maria', port: 3310, database: 'shop' });
+  });
+
+  it('when DATABASE_URL is sqlite::memory:, then the path stays :memory:', () => {
+    expect(loadConfig({ SALES_DIR: salesDir, DATABASE_URL: 'sqlite::memory:' }).database).toEqual({
+      kind: 'sqlite',
+      path: ':memory:',
+    });
+  });
+
+  it('when DATABASE_URL is sqlite:///absolute/path, then the path is that absolute path', () => {
+    const file = path.join(tmp, 'abs.sqlite');
+    expect(loadConfig({ SALES_DIR: salesDir, DATABASE_URL: `sqlite://${file}` }).database).toEqual({
+      kind: 'sqlite',
+      path: file,
+    });
+  });
+});
+
+describe('loadConfig errors', () => {
+  const cases: Array<[string, string]> = [
+    ['DATABASE_URL', 'postgres://x/y'],
+    ['DATABASE_URL', 'not a url'],
+    ['DATABASE_URL', 'mysql://host-only'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['LOG_LEVEL', 'loud'],
+    ['HOST', ''],
+  ];
+
+  it.each(cases)('when %s is %j, then it throws a one-line ConfigError starting with the variable name', (name, value) => {
+    const error = configError({ SALES_DIR: salesDir, [name]: value });
+    expect(error.name).toBe('ConfigError');
+    expect(error.message.startsWith(`${name} `)).toBe(true);
+    expect(error.message).not.toMatch(/[\r\n]/);
+    expect(error.message).toContain(JSON.stringify(value));
+  });
+
+  it('when SALES_DIR does not exist, then it throws a one-line ConfigError naming SALES_DIR and the folder', () => {
+    const missing = path.join(tmp, 'does-not-exist');
+    const error = configError({ SALES_DIR: missing });
+    expect(error.message.startsWith('SALES_DIR ')).toBe(true);
+    expect(error.message).not.toMatch(/[\r\n]/);
+    expect(error.message).toContain(missing);
+  });
+
+  it('when SALES_DIR is a file rather than a folder, then it throws a ConfigError', () => {
+    const file = path.join(tmp, 'not-a-dir.csv');
+    writeFileSync(file, 'a,b\n');
+    expect(configError({ SALES_DIR: file }).message.startsWith('SALES_DIR ')).toBe(true);
+  });
+
+  it('when PORT is out of range, then the message gives the allowed range', () => {
+    expect(configError({ SALES_DIR: salesDir, PORT: '70000' }).message).toContain('between 0 and 65535');
+  });
+
+  it('when LOG_LEVEL is unknown, then the message lists the allowed levels', () => {
+    const { message } = configError({ SALES_DIR: salesDir, LOG_LEVEL: 'loud' });
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+      expect(message).toContain(level);
+    }
+  });
+
+  it('when the mysql URL has no database, then the message says so', () => {
+    expect(configError({ SALES_DIR: salesDir, DATABASE_URL: 'mysql://host-only' }).message).toContain(
+      'has no database name',
+    );
+  });
+
+  it('when an invalid mysql URL carries a password, then the message never contains the password', () => {
+    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: 'mysql://user:secret@db:3307/' });
+    expect(error.message.startsWith('DATABASE_URL ')).toBe(true);
+    expect(error.message).toContain('has no database name');
+    expect(error.message).not.toContain('secret');
+    expect(error.message).toContain('mysql://user:***@db:3307/');
+  });
+
+  it('when a URL with an unsupported scheme carries a password, then the message never contains the password', () => {
+    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: 'postgres://admin:hunter2@pg:5432/sales' });
+    expect(error.message).toContain('unsupported scheme');
+    expect(error.message).not.toContain('hunter2');
+  });
+});
