@@ -126,5 +126,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** Hides a password in a URL so it can be printed. */
 export function redactUrl(value: string): string {
-  return value.replace(/^([a-z]+:\/\/[^:/@]*:)[^@]*@/i, '$1***@');
+  // Up to the last "@" before the path: a password may itself contain "@" or ":".
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^/]*@/i, '$1***@');
 }

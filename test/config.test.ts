@@ -220,3 +220,19 @@ describe('loadConfig errors', () => {
     expect(error.message).not.toContain('hunter2');
   });
 });
+
+describe('passwords never reach an error message', () => {
+  it.each(['mysql2://user:secret@db:3307/', 'mysql+ssl://user:secret@db/x', 'mysql://user:top@secret@db:3307/'])(
+    'when DATABASE_URL is %s, then the message hides the password',
+    (url) => {
+      let message = '';
+      try {
+        loadConfig({ SALES_DIR: process.cwd(), DATABASE_URL: url });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^DATABASE_URL /);
+      expect(message).not.toContain('secret');
+    },
+  );
+});

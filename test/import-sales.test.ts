@@ -6,6 +6,8 @@ import { csv, orderId, useHarness } from './support/harness.js';
 
 interface FileResult {
   id: number;
+  sha256: string;
+  imported_at: string;
   filename: string;
   status: string;
   num_rows: number;
@@ -54,10 +56,8 @@ describe.each(DIALECTS)('import-sales on %s', (kind) => {
       errors: [],
       warnings: [],
     });
-    expect(file!.sha256 as unknown as string).toMatch(/^[0-9a-f]{64}$/);
-    expect(new Date((file as unknown as { imported_at: string }).imported_at).toISOString()).toBe(
-      (file as unknown as { imported_at: string }).imported_at,
-    );
+    expect(file!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(new Date(file!.imported_at).toISOString()).toBe(file!.imported_at);
     expect(await total()).toMatchObject({ total_revenue: '8.25', order_count: 1, sale_count: 2 });
 
     const record = await h.app.inject({ url: `/api/imports/${file!.id}` });
