@@ -112,7 +112,7 @@ async function runImport(config: Config, onError: OnError): Promise<number> {
   try {
     await migrateToLatest(database.writer);
     await recoverInterruptedImports(database, log);
-    const result = await importFolder(database, config.salesDir, { onError, log });
+    const result = await importFolder(database, config.salesDir, { onError, log, mysqlLoadMethod: config.mysqlLoadMethod });
     printResult(result);
     return result.summary.failed > 0 ? 1 : 0;
   } finally {

@@ -18,6 +18,8 @@ export interface Config {
   readonly metricsToken: string | undefined;
   /** How long in-flight requests get to finish after SIGTERM/SIGINT. */
   readonly shutdownTimeoutMs: number;
+  /** MySQL bulk path: LOAD DATA LOCAL INFILE when the server allows it (`auto`), or forced. */
+  readonly mysqlLoadMethod: 'auto' | 'load-data' | 'insert';
 }
 
 /** Start-up configuration is wrong; the message is one line naming the variable. */
@@ -96,6 +98,7 @@ const envSchema = z.object({
     .regex(/^\d+$/, 'must be a whole number of milliseconds')
     .transform(Number)
     .default(10_000),
+  MYSQL_LOAD_METHOD: z.enum(['auto', 'load-data', 'insert']).default('auto'),
 });
 
 /**
@@ -121,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     apiToken: e.API_TOKEN,
     metricsToken: e.METRICS_TOKEN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    mysqlLoadMethod: e.MYSQL_LOAD_METHOD,
   });
 }
 

@@ -18,6 +18,7 @@ function configFor(url: string): Config {
     apiToken: undefined,
     metricsToken: undefined,
     shutdownTimeoutMs: 10_000,
+    mysqlLoadMethod: 'auto',
   };
 }
 

@@ -1,7 +1,7 @@
 import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DIALECTS } from './support/databases.js';
+import { IMPORT_PATHS } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
 interface FileResult {
@@ -18,8 +18,8 @@ interface FileResult {
   warnings: string[];
 }
 
-describe.each(DIALECTS)('import-sales on %s', (kind) => {
-  const h = useHarness(kind);
+describe.each(IMPORT_PATHS)('import-sales on $name', ({ kind, mysqlLoadMethod }) => {
+  const h = useHarness(kind, { mysqlLoadMethod });
 
   async function runImport(query = '') {
     const res = await h.app.inject({ method: 'GET', url: `/api/import-sales/${query}` });
@@ -106,6 +106,30 @@ describe.each(DIALECTS)('import-sales on %s', (kind) => {
     const replaced = rows.find((r) => r.order_id === o1 && r.product_id === 'P-1')!;
     expect(replaced.date).toBe('2024-01-05');
     expect(replaced.imported_file_id).toBe(body.files[1]!.id);
+  });
+
+  it('when a later file repeats a stored identity twice, then the first replaces it and the second is a row error', async () => {
+    const o = orderId();
+    h.writeCsv('1.csv', csv([['2024-01-01', o, 'P-1', '10.00']]));
+    const first = (await runImport()).files[0]!;
+    h.writeCsv('2.csv', csv([['2024-01-02', o, 'P-1', '20.00'], ['2024-01-03', orderId(), 'P-1', '1.00'], ['2024-01-04', o, 'P-1', '30.00']]));
+    const second = (await runImport('?on_error=skip')).files[1]!;
+    expect(second).toMatchObject({ status: 'partial', num_rows: 2, rows_rejected: 1 });
+    expect(second.errors).toEqual([{ line: 4, column: null, message: expect.stringContaining('already appears on line 2') }]);
+    expect(await total()).toMatchObject({ total_revenue: '21.00', sale_count: 2 });
+    const history = await h.database.db.selectFrom('sales_history').selectAll().execute();
+    expect(history).toHaveLength(1);
+    expect(history[0]).toMatchObject({ order_id: o, imported_file_id: first.id, replaced_by_import_id: second.id, date: '2024-01-01' });
+  });
+
+  it('when a strict file replacing stored rows fails, then the stored rows and history are untouched', async () => {
+    const o = orderId();
+    h.writeCsv('1.csv', csv([['2024-01-01', o, 'P-1', '10.00']]));
+    await runImport();
+    h.writeCsv('2.csv', csv([['2024-01-02', o, 'P-1', '99.00'], ['2024-01-02', orderId(), 'P-1', 'bad']]));
+    expect((await runImport()).files[1]!.status).toBe('failed');
+    expect(await total()).toMatchObject({ total_revenue: '10.00', sale_count: 1 });
+    expect(await h.database.db.selectFrom('sales_history').selectAll().execute()).toEqual([]);
   });
 
   it('when identities differ only in case, then they are different orders', async () => {

@@ -4,6 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, MysqlDialect, SqliteDialect, type LogEvent } from 'kysely';
 import { createPool, type PoolOptions } from 'mysql2';
 import type { DatabaseConfig } from '../config.js';
+import { infileStreamFactory } from './infile.js';
 import type { Tables } from './tables.js';
 
 export type DB = Kysely<Tables>;
@@ -17,6 +18,8 @@ export interface Database {
   readonly kind: 'mysql' | 'sqlite';
   readonly db: DB;
   readonly writer: DB;
+  /** SQLite only: the raw handle behind `writer`, for prepared statements on the import's hot path. */
+  readonly sqliteWriter?: SqliteDatabase.Database;
   close(): Promise<void>;
 }
 
@@ -35,6 +38,8 @@ export function mysqlPoolOptions(url: string): PoolOptions {
     connectTimeout: 5000,
     enableKeepAlive: true,
     multipleStatements: false,
+    // Only streams Zinc registered can be read by LOAD DATA LOCAL INFILE (see infile.ts).
+    infileStreamFactory,
   };
 }
 
@@ -67,13 +72,15 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
     conn.pragma('busy_timeout = 5000');
     return conn;
   };
-  const writer = new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }), log });
+  const writerHandle = open();
+  const writer = new Kysely<Tables>({ dialect: new SqliteDialect({ database: writerHandle }), log });
   const db =
     config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }), log });
   return {
     kind: 'sqlite',
     db,
     writer,
+    sqliteWriter: writerHandle,
     close: async () => {
       if (db !== writer) await db.destroy();
       await writer.destroy();

@@ -44,7 +44,31 @@ export interface SalesTable {
   source_line: number;
 }
 
+/** A row some import replaced, kept so that undoing that import restores it. */
+export interface SalesHistoryTable {
+  id: Generated<number>;
+  replaced_by_import_id: number;
+  date: string;
+  order_id: string;
+  product_id: string;
+  amount_sgd: ColumnType<string | number, string | number, string | number>;
+  imported_file_id: number;
+  source_line: number;
+}
+
+/** MySQL bulk loads reconcile conflicting identities here, inside the import's transaction. */
+export interface SalesStagingTable {
+  import_id: number;
+  line: number;
+  date: string;
+  order_id: string;
+  product_id: string;
+  amount_sgd: ColumnType<string | number, string | number, string | number>;
+}
+
 export interface Tables {
   imported_files: ImportedFilesTable;
   sales: SalesTable;
+  sales_history: SalesHistoryTable;
+  sales_staging: SalesStagingTable;
 }

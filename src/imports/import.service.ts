@@ -17,7 +17,8 @@ import {
   type ImportRecord,
 } from './imports.repository.js';
 import { readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
-import { BATCH_ROWS, storeSalesBatch } from './sales.repository.js';
+import { refreshRollups } from '../metrics/rollups.js';
+import { createSalesWriter, type MysqlLoadMethod } from './sales-writers.js';
 
 export type OnError = 'fail' | 'skip';
 
@@ -38,6 +39,10 @@ export interface ImportOptions {
   signal?: AbortSignal | undefined;
   /** Told about every file as it finishes (metrics). */
   onFileDone?: ((outcome: FileOutcome) => void) | undefined;
+  /** Told as the file is read (async progress, CLI progress bar). */
+  onProgress?: ((progress: ImportProgress) => void) | undefined;
+  /** MySQL only: force a bulk path (tests, servers without local infile). Default `auto`. */
+  mysqlLoadMethod?: MysqlLoadMethod | undefined;
 }
 
 /** Row errors kept on a record; the total is counted separately. */
@@ -155,8 +160,9 @@ async function importOneFile(
   database: Database,
   filePath: string,
   filename: string,
-  { onError, log, signal }: ImportOptions,
+  options: ImportOptions,
 ): Promise<FileOutcome> {
+  const { onError, log } = options;
   const started = performance.now();
   const { size } = await stat(filePath);
   const sha256 = await sha256File(filePath);
@@ -182,7 +188,7 @@ async function importOneFile(
       let message: string | null = null;
       try {
         status = await conn.transaction().execute(async (trx) => {
-          await loadRows(database.kind, trx, id, filePath, sha256, tally, signal);
+          await loadRows(database, trx, id, { path: filePath, sha256, size }, tally, options);
           const rejected = tally.rejectedRows > 0;
           if (rejected && onError === 'fail') throw new Rejected();
           const final = rejected ? 'partial' : 'success';
@@ -303,55 +309,114 @@ function finalFields(status: ImportStatus, message: string | null, tally: Tally,
   };
 }
 
-/** Streams the file through the reader, the validator and the store, inside the import's transaction. */
-async function loadRows(
-  kind: Database['kind'],
-  trx: DB,
-  importId: number,
+/** Valid rows handed to the store at a time. */
+const BATCH_ROWS = 2000;
+
+/** How far an import has got; `bytesTotal` is the file's size. */
+export interface ImportProgress {
+  bytesRead: number;
+  bytesTotal: number;
+  rowsRead: number;
+}
+
+/**
+ * Reads a file once: records are validated, valid rows handed over in batches, bad ones reported.
+ * Resolves to the file's SHA-256, so the caller can tell whether it changed while being read.
+ */
+async function streamRows(
   filePath: string,
-  expectedSha: string,
-  tally: Tally,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+  handlers: {
+    onHeader(layout: HeaderLayout): void;
+    onRows(rows: SaleRow[]): Promise<void>;
+    onErrors(errors: RowError[]): void;
+    onProgress?(bytesRead: number, rowsRead: number): void;
+  },
+): Promise<string> {
   const hash = createHash('sha256');
   let layout: HeaderLayout | undefined;
   let batch: SaleRow[] = [];
-
-  const reject = (errors: RowError[]) => {
-    tally.errorCount += errors.length;
-    tally.rejectedRows += new Set(errors.map((e) => e.line)).size;
-    tally.errors.push(...errors);
-    // Keep the earliest lines only; duplicates are found a batch later than format errors.
-    if (tally.errors.length > 2 * MAX_KEPT_ERRORS) trimErrors(tally);
-  };
-  const flush = async () => {
-    if (signal?.aborted) throw new Interrupted();
-    if (batch.length === 0) return;
-    const rows = batch;
-    batch = [];
-    const duplicates = await storeSalesBatch(trx, kind, importId, rows);
-    tally.stored += rows.length - duplicates.length;
-    if (duplicates.length > 0) reject(duplicates);
-  };
-
+  let bytesRead = 0;
+  let rowsRead = 0;
   const source = createReadStream(filePath, { highWaterMark: 1 << 16 });
-  for await (const records of readCsv(source, (chunk) => hash.update(chunk))) {
+  const onChunk = (chunk: Uint8Array) => {
+    hash.update(chunk);
+    bytesRead += chunk.length;
+  };
+  for await (const records of readCsv(source, onChunk)) {
     for (const record of records) {
       if (!layout) {
         layout = readHeader(record);
-        tally.warnings = layout.warnings;
+        handlers.onHeader(layout);
         continue;
       }
+      rowsRead++;
       const result = validateRecord(record, layout);
-      if (Array.isArray(result)) reject(result);
-      else if (batch.push(result) >= BATCH_ROWS) await flush();
+      if (Array.isArray(result)) handlers.onErrors(result);
+      else if (batch.push(result) >= BATCH_ROWS) {
+        const rows = batch;
+        batch = [];
+        await handlers.onRows(rows);
+      }
     }
+    handlers.onProgress?.(bytesRead, rowsRead);
   }
-  await flush();
+  if (batch.length > 0) await handlers.onRows(batch);
   if (!layout) throw new CsvFormatError('the file is empty: a header row naming date, order_id, product_id, amount_sgd is required');
-  if (hash.digest('hex') !== expectedSha) {
-    throw new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
+  return hash.digest('hex');
+}
+
+let lastMethod: string | undefined;
+
+/** Streams the file through the reader, the validator and the store, inside the import's transaction. */
+async function loadRows(
+  database: Database,
+  trx: DB,
+  importId: number,
+  file: { path: string; sha256: string; size: number },
+  tally: Tally,
+  options: ImportOptions,
+): Promise<void> {
+  const { signal, log } = options;
+  const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto');
+  if (writer.method !== lastMethod) {
+    lastMethod = writer.method;
+    log.info({ method: writer.method }, 'bulk load path in use');
   }
+  const reject = (errors: RowError[], count = errors.length) => {
+    tally.errorCount += count;
+    tally.rejectedRows += count === errors.length ? new Set(errors.map((e) => e.line)).size : count;
+    tally.errors.push(...errors);
+    // Keep the earliest lines only; repeats can be found later than format errors.
+    if (tally.errors.length > 2 * MAX_KEPT_ERRORS) trimErrors(tally);
+  };
+  const changed = () =>
+    new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
+
+  const sha = await streamRows(file.path, {
+    onHeader: (layout) => (tally.warnings = layout.warnings),
+    onErrors: (errors) => reject(errors),
+    onRows: async (rows) => {
+      if (signal?.aborted) throw new Interrupted();
+      const repeats = await writer.write(rows);
+      if (repeats.length > 0) reject(repeats);
+    },
+    onProgress: (bytesRead, rowsRead) => options.onProgress?.({ bytesRead, bytesTotal: file.size, rowsRead }),
+  });
+  if (signal?.aborted) throw new Interrupted();
+  if (sha !== file.sha256) throw changed();
+
+  if ((await writer.end()).needsReplay) {
+    const again = await streamRows(file.path, {
+      onHeader: () => {},
+      onErrors: () => {},
+      onRows: (rows) => writer.replay(rows),
+    });
+    if (again !== file.sha256) throw changed();
+    const { errors, count } = await writer.reconcile(MAX_KEPT_ERRORS);
+    if (count > 0) reject(errors, count);
+  }
+  tally.stored = writer.stored;
+  await refreshRollups(trx, database.kind, writer.dates);
   trimErrors(tally);
 }
 

@@ -48,6 +48,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
         log: request.log,
         signal: lifecycle.signal,
         onFileDone,
+        mysqlLoadMethod: config.mysqlLoadMethod,
       });
       return presentFolderResult(result);
     },

@@ -47,3 +47,14 @@ export async function createTestDatabase(kind: 'sqlite' | 'mysql'): Promise<Test
     },
   };
 }
+
+/** Every store path of the import: SQLite, and on MySQL both LOAD DATA and the INSERT fallback. */
+export const IMPORT_PATHS: Array<{ name: string; kind: 'sqlite' | 'mysql'; mysqlLoadMethod: 'auto' | 'load-data' | 'insert' }> = [
+  { name: 'sqlite', kind: 'sqlite', mysqlLoadMethod: 'auto' },
+  ...(MYSQL_URL
+    ? [
+        { name: 'mysql (LOAD DATA)', kind: 'mysql' as const, mysqlLoadMethod: 'load-data' as const },
+        { name: 'mysql (INSERT fallback)', kind: 'mysql' as const, mysqlLoadMethod: 'insert' as const },
+      ]
+    : []),
+];

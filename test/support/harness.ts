@@ -39,8 +39,12 @@ export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> 
 
   beforeEach(async () => {
     for (const app of apps.splice(0)) await app.close();
-    await sql`DELETE FROM sales`.execute(h.database.writer);
-    await sql`DELETE FROM imported_files`.execute(h.database.writer);
+    // Every table but the migrator's, children before parents.
+    const tables = (await h.database.db.introspection.getTables())
+      .map((t) => t.name)
+      .filter((name) => !name.startsWith('zinc_migrations'))
+      .sort((a, b) => (a === 'imported_files' ? 1 : b === 'imported_files' ? -1 : 0));
+    for (const table of tables) await sql`DELETE FROM ${sql.table(table)}`.execute(h.database.writer);
     h.salesDir = mkdtempSync(path.join(tmpdir(), 'zinc-sales-'));
     h.config = Object.freeze({
       database: testDb.config,
@@ -51,6 +55,7 @@ export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> 
       apiToken: undefined,
       metricsToken: undefined,
       shutdownTimeoutMs: 10_000,
+      mysqlLoadMethod: 'auto',
       ...overrides,
     });
     h.app = await build(h.config);

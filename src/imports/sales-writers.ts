@@ -1,0 +1,313 @@
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { sql } from 'kysely';
+import type { Database, DB } from '../db/connection.js';
+import { offerInfile, withdrawInfile } from '../db/infile.js';
+import { centsToDb, formatCents } from '../money.js';
+import type { RowError, SaleRow } from './sales-row.js';
+
+/**
+ * The store step of the import pipeline, one per database path. Every path has the same
+ * semantics: a new identity is inserted; an identity stored by another import is replaced (the
+ * old row goes to `sales_history`, so undo can restore it); an identity this file already stored
+ * is a row error pointing at the earlier line. Repeats are found by the database, never by a set
+ * of every identity in memory, so memory stays flat whatever the file's size.
+ */
+export interface SalesWriter {
+  /** Which path this is, for the log: `sqlite`, `mysql-load-data` or `mysql-insert`. */
+  readonly method: string;
+  /** Stores a batch of validated rows (in file order). Returns repeats found so far. */
+  write(rows: SaleRow[]): Promise<RowError[]>;
+  /**
+   * Called after the last batch. When some identities were already stored, a writer may need the
+   * valid rows once more (`replay`) to reconcile them with set-based SQL.
+   */
+  end(): Promise<{ needsReplay: boolean }>;
+  replay(rows: SaleRow[]): Promise<void>;
+  /** Settles the replayed rows: replacements written, repeats returned (the first `keep`, plus the count). */
+  reconcile(keep: number): Promise<{ errors: RowError[]; count: number }>;
+  /** Rows stored (inserted or replacing) so far. */
+  readonly stored: number;
+  /** Every date whose rows changed, old dates of replaced rows included. */
+  readonly dates: Set<string>;
+}
+
+export type MysqlLoadMethod = 'auto' | 'load-data' | 'insert';
+
+/** Picks the writer for the database; on MySQL, LOAD DATA LOCAL INFILE unless the server refuses it. */
+export async function createSalesWriter(
+  database: Database,
+  trx: DB,
+  importId: number,
+  mysqlMethod: MysqlLoadMethod,
+): Promise<SalesWriter> {
+  if (database.kind === 'sqlite') return new SqliteWriter(database, importId);
+  const useLoadData = mysqlMethod === 'load-data' || (mysqlMethod === 'auto' && (await localInfileEnabled(trx)));
+  return useLoadData ? new MysqlLoadDataWriter(trx, importId) : new MysqlInsertWriter(trx, importId);
+}
+
+async function localInfileEnabled(db: DB): Promise<boolean> {
+  const { rows } = await sql<{ on: number | string }>`SELECT @@GLOBAL.local_infile AS ${sql.ref('on')}`.execute(db);
+  return Number(rows[0]?.on) === 1;
+}
+
+function repeatError(row: { line: number; orderId: string; productId: string }, earlierLine: number): RowError {
+  return {
+    line: row.line,
+    column: null,
+    message: `order_id "${clip(row.orderId)}" with product_id "${clip(row.productId)}" already appears on line ${earlierLine}`,
+  };
+}
+
+function clip(text: string): string {
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+/** SQLite: prepared statements on the writer connection, inside the import's transaction. */
+class SqliteWriter implements SalesWriter {
+  readonly method = 'sqlite';
+  stored = 0;
+  readonly dates = new Set<string>();
+  private readonly insert;
+  private readonly find;
+  private readonly keep;
+  private readonly replace;
+
+  constructor(
+    database: Database,
+    private readonly importId: number,
+  ) {
+    const conn = database.sqliteWriter!;
+    this.insert = conn.prepare(
+      `INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, product_id) DO NOTHING`,
+    );
+    this.find = conn.prepare(
+      'SELECT id, date, amount_sgd, imported_file_id, source_line FROM sales WHERE order_id = ? AND product_id = ?',
+    );
+    this.keep = conn.prepare(
+      `INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.replace = conn.prepare(
+      'UPDATE sales SET date = ?, amount_sgd = ?, imported_file_id = ?, source_line = ? WHERE id = ?',
+    );
+  }
+
+  async write(rows: SaleRow[]): Promise<RowError[]> {
+    const errors: RowError[] = [];
+    const id = this.importId;
+    for (const r of rows) {
+      this.dates.add(r.date);
+      if (this.insert.run(r.date, r.orderId, r.productId, r.amountCents, id, r.line).changes === 1) {
+        this.stored++;
+        continue;
+      }
+      const old = this.find.get(r.orderId, r.productId) as {
+        id: number;
+        date: string;
+        amount_sgd: number;
+        imported_file_id: number;
+        source_line: number;
+      };
+      if (old.imported_file_id === id) {
+        errors.push(repeatError(r, old.source_line));
+        continue;
+      }
+      this.keep.run(id, old.date, r.orderId, r.productId, old.amount_sgd, old.imported_file_id, old.source_line);
+      this.replace.run(r.date, r.amountCents, id, r.line, old.id);
+      this.dates.add(old.date);
+      this.stored++;
+    }
+    return errors;
+  }
+
+  async end() {
+    return { needsReplay: false };
+  }
+  async replay(): Promise<void> {}
+  async reconcile() {
+    return { errors: [], count: 0 };
+  }
+}
+
+/**
+ * MySQL, both paths: rows go straight into `sales`, skipping identities already stored (INSERT
+ * IGNORE semantics). When fewer rows went in than were sent, the valid rows are replayed into
+ * `sales_staging` and settled with a few set-based statements (`reconcile`).
+ */
+abstract class MysqlWriter implements SalesWriter {
+  abstract readonly method: string;
+  stored = 0;
+  protected sent = 0;
+  readonly dates = new Set<string>();
+
+  constructor(
+    protected readonly trx: DB,
+    protected readonly importId: number,
+  ) {}
+
+  abstract write(rows: SaleRow[]): Promise<RowError[]>;
+  /** Stores the rows sent so far; resolves to how many were inserted. */
+  protected abstract flushInserted(): Promise<number>;
+
+  async end() {
+    this.stored += await this.flushInserted();
+    return { needsReplay: this.stored < this.sent };
+  }
+
+  async replay(rows: SaleRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.trx
+      .insertInto('sales_staging')
+      .values(
+        rows.map((r) => ({
+          import_id: this.importId,
+          line: r.line,
+          date: r.date,
+          order_id: r.orderId,
+          product_id: r.productId,
+          amount_sgd: formatCents(r.amountCents),
+        })),
+      )
+      .execute();
+  }
+
+  async reconcile(keep: number): Promise<{ errors: RowError[]; count: number }> {
+    const { trx } = this;
+    const id = this.importId;
+    const identity = sql`s.order_id = st.order_id AND s.product_id = st.product_id`;
+    // 1. Rows the bulk step stored are settled.
+    await sql`DELETE st FROM sales_staging st JOIN sales s ON ${identity}
+      AND s.imported_file_id = st.import_id AND s.source_line = st.line
+      WHERE st.import_id = ${id}`.execute(trx);
+
+    // 2. Repeats of an identity this file stored on an earlier line.
+    const errors: RowError[] = [];
+    let count = 0;
+    const stored = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
+      SELECT st.line, s.source_line AS first, st.order_id, st.product_id
+      FROM sales_staging st JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
+      WHERE st.import_id = ${id} ORDER BY st.line LIMIT ${keep}`.execute(trx);
+    const removed = await sql`DELETE st FROM sales_staging st JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
+      WHERE st.import_id = ${id}`.execute(trx);
+    count += Number(removed.numAffectedRows ?? 0n);
+    for (const r of stored.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
+
+    // 3. Left: identities other imports stored. A repeat among them defers to its first line.
+    const repeats = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
+      SELECT st.line, MIN(st2.line) AS first, st.order_id, st.product_id
+      FROM sales_staging st JOIN sales_staging st2
+        ON st2.import_id = st.import_id AND st2.order_id = st.order_id AND st2.product_id = st.product_id AND st2.line < st.line
+      WHERE st.import_id = ${id} GROUP BY st.line, st.order_id, st.product_id ORDER BY st.line LIMIT ${keep}`.execute(trx);
+    for (const r of repeats.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
+    const dropped = await sql`DELETE st FROM sales_staging st JOIN sales_staging st2
+        ON st2.import_id = st.import_id AND st2.order_id = st.order_id AND st2.product_id = st.product_id AND st2.line < st.line
+      WHERE st.import_id = ${id}`.execute(trx);
+    count += Number(dropped.numAffectedRows ?? 0n);
+
+    // 4. Replace: keep the old rows for undo, note their dates, then overwrite them in place.
+    await sql`INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+      SELECT ${id}, s.date, s.order_id, s.product_id, s.amount_sgd, s.imported_file_id, s.source_line
+      FROM sales s JOIN sales_staging st ON ${identity} WHERE st.import_id = ${id}`.execute(trx);
+    const oldDates = await sql<{ date: string }>`SELECT DISTINCT s.date FROM sales s JOIN sales_staging st ON ${identity}
+      WHERE st.import_id = ${id}`.execute(trx);
+    for (const { date } of oldDates.rows) this.dates.add(date);
+    const replaced = await sql`UPDATE sales s JOIN sales_staging st ON ${identity}
+      SET s.date = st.date, s.amount_sgd = st.amount_sgd, s.imported_file_id = st.import_id, s.source_line = st.line
+      WHERE st.import_id = ${id}`.execute(trx);
+    this.stored += Number(replaced.numAffectedRows ?? 0n);
+    await sql`DELETE FROM sales_staging WHERE import_id = ${id}`.execute(trx);
+
+    errors.sort((a, b) => a.line - b.line);
+    return { errors: errors.slice(0, keep), count };
+  }
+}
+
+/** Multi-row INSERT IGNORE batches: the path when the server refuses local infile. */
+class MysqlInsertWriter extends MysqlWriter {
+  readonly method = 'mysql-insert';
+  private inserted = 0;
+
+  async write(rows: SaleRow[]): Promise<RowError[]> {
+    if (rows.length === 0) return [];
+    for (const r of rows) this.dates.add(r.date);
+    this.sent += rows.length;
+    const result = await this.trx
+      .insertInto('sales')
+      .ignore()
+      .values(
+        rows.map((r) => ({
+          date: r.date,
+          order_id: r.orderId,
+          product_id: r.productId,
+          amount_sgd: centsToDb('mysql', r.amountCents),
+          imported_file_id: this.importId,
+          source_line: r.line,
+        })),
+      )
+      .executeTakeFirst();
+    this.inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+    return [];
+  }
+
+  protected async flushInserted(): Promise<number> {
+    return this.inserted;
+  }
+}
+
+/** Tab-separated text for LOAD DATA, escaped the way its default `ESCAPED BY '\\'` reads it. */
+function tsvField(value: string): string {
+  return /[\t\n\r\\]/.test(value)
+    ? value.replace(/[\t\n\r\\]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\\\'))
+    : value;
+}
+
+/** LOAD DATA LOCAL INFILE fed by a stream of the validated rows as they are parsed. */
+class MysqlLoadDataWriter extends MysqlWriter {
+  readonly method = 'mysql-load-data';
+  private stream: PassThrough | undefined;
+  private load: Promise<{ numAffectedRows?: bigint }> | undefined;
+  private failure: unknown;
+
+  private start(): PassThrough {
+    const stream = new PassThrough({ highWaterMark: 1 << 20 });
+    const name = offerInfile(stream);
+    this.load = sql`LOAD DATA LOCAL INFILE ${name} IGNORE INTO TABLE sales CHARACTER SET utf8mb4
+        FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'
+        (date, order_id, product_id, amount_sgd, source_line) SET imported_file_id = ${this.importId}`
+      .execute(this.trx)
+      .finally(() => withdrawInfile(name));
+    // A failed statement stops reading: make the writer's next call fail instead of waiting forever.
+    this.load.catch((error: unknown) => {
+      this.failure = error;
+      stream.destroy();
+    });
+    this.stream = stream;
+    return stream;
+  }
+
+  async write(rows: SaleRow[]): Promise<RowError[]> {
+    if (this.failure) throw this.failure;
+    if (rows.length === 0) return [];
+    const stream = this.stream ?? this.start();
+    let text = '';
+    for (const r of rows) {
+      this.dates.add(r.date);
+      text += `${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\t${r.line}\n`;
+    }
+    this.sent += rows.length;
+    if (!stream.write(text)) {
+      await Promise.race([once(stream, 'drain'), this.load!.then(() => undefined)]);
+      if (this.failure) throw this.failure;
+    }
+    return [];
+  }
+
+  protected async flushInserted(): Promise<number> {
+    if (!this.stream) return 0;
+    this.stream.end();
+    const result = await this.load!;
+    return Number(result.numAffectedRows ?? 0n);
+  }
+}
