@@ -92,8 +92,20 @@ export function validateRecord(record: CsvRecord, layout: HeaderLayout): SaleRow
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
+/** Sales files repeat the same few thousand dates: remember the verdicts (bounded). */
+const dateVerdicts = new Map<string, string | null>();
+
 /** Checks a `YYYY-MM-DD` calendar date; returns an error sentence, or null when it is valid. */
 export function checkDate(text: string): string | null {
+  const known = dateVerdicts.get(text);
+  if (known !== undefined) return known;
+  const verdict = judgeDate(text);
+  if (dateVerdicts.size >= 20_000) dateVerdicts.clear();
+  if (text.length === 10) dateVerdicts.set(text, verdict);
+  return verdict;
+}
+
+function judgeDate(text: string): string | null {
   const m = DATE.exec(text);
   if (!m) return text === '' ? 'date is empty' : `"${clip(text)}" is not a date in YYYY-MM-DD form`;
   const year = Number(m[1]);
@@ -112,6 +124,7 @@ function daysInMonth(year: number, month: number): number {
 
 function checkId(column: string, value: string): string | null {
   if (value === '') return `${column} is empty`;
+  if (value.length <= MAX_ID_CHARS) return null; // UTF-16 units ≥ code points
   // Length in characters (code points), as MySQL's VARCHAR(64) counts them.
   let chars = 0;
   for (const _ of value) if (++chars > MAX_ID_CHARS) break;

@@ -195,25 +195,29 @@ abstract class MysqlWriter implements SalesWriter {
     for (const r of stored.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
 
     // 3. Left: identities other imports stored. A repeat among them defers to its first line.
+    //    Grouping (one pass over the identity index) rather than a self-join, which MySQL may
+    //    plan as a scan per row.
+    const firsts = sql`(SELECT order_id, product_id, MIN(line) AS first, COUNT(*) AS n
+      FROM sales_staging WHERE import_id = ${id} GROUP BY order_id, product_id)`;
     const repeats = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
-      SELECT st.line, MIN(st2.line) AS first, st.order_id, st.product_id
-      FROM sales_staging st JOIN sales_staging st2
-        ON st2.import_id = st.import_id AND st2.order_id = st.order_id AND st2.product_id = st.product_id AND st2.line < st.line
-      WHERE st.import_id = ${id} GROUP BY st.line, st.order_id, st.product_id ORDER BY st.line LIMIT ${keep}`.execute(trx);
+      SELECT st.line, g.first, st.order_id, st.product_id
+      FROM sales_staging st JOIN ${firsts} g ON g.order_id = st.order_id AND g.product_id = st.product_id
+      WHERE st.import_id = ${id} AND g.n > 1 AND st.line > g.first ORDER BY st.line LIMIT ${keep}`.execute(trx);
     for (const r of repeats.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
-    const dropped = await sql`DELETE st FROM sales_staging st JOIN sales_staging st2
-        ON st2.import_id = st.import_id AND st2.order_id = st.order_id AND st2.product_id = st.product_id AND st2.line < st.line
-      WHERE st.import_id = ${id}`.execute(trx);
-    count += Number(dropped.numAffectedRows ?? 0n);
+    const repeatCount = await sql<{ n: number | string | null }>`SELECT SUM(g.n - 1) AS n FROM ${firsts} g WHERE g.n > 1`.execute(trx);
+    count += Number(repeatCount.rows[0]?.n ?? 0);
 
-    // 4. Replace: keep the old rows for undo, note their dates, then overwrite them in place.
+    // 4. Replace with each identity's first line: keep the old rows for undo, note their dates,
+    //    then overwrite them in place.
+    const winners = sql`sales_staging st JOIN ${firsts} g
+      ON g.order_id = st.order_id AND g.product_id = st.product_id AND g.first = st.line`;
     await sql`INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
       SELECT ${id}, s.date, s.order_id, s.product_id, s.amount_sgd, s.imported_file_id, s.source_line
-      FROM sales s JOIN sales_staging st ON ${identity} WHERE st.import_id = ${id}`.execute(trx);
-    const oldDates = await sql<{ date: string }>`SELECT DISTINCT s.date FROM sales s JOIN sales_staging st ON ${identity}
+      FROM sales s JOIN ${winners} ON ${identity} WHERE st.import_id = ${id}`.execute(trx);
+    const oldDates = await sql<{ date: string }>`SELECT DISTINCT s.date FROM sales s JOIN ${winners} ON ${identity}
       WHERE st.import_id = ${id}`.execute(trx);
     for (const { date } of oldDates.rows) this.dates.add(date);
-    const replaced = await sql`UPDATE sales s JOIN sales_staging st ON ${identity}
+    const replaced = await sql`UPDATE sales s JOIN ${winners} ON ${identity}
       SET s.date = st.date, s.amount_sgd = st.amount_sgd, s.imported_file_id = st.import_id, s.source_line = st.line
       WHERE st.import_id = ${id}`.execute(trx);
     this.stored += Number(replaced.numAffectedRows ?? 0n);
@@ -263,51 +267,84 @@ function tsvField(value: string): string {
     : value;
 }
 
+/** One LOAD DATA LOCAL INFILE statement fed by a stream the import writes as it parses. */
+class InfileLoad {
+  private readonly stream = new PassThrough({ highWaterMark: 1 << 20 });
+  private readonly done: Promise<{ numAffectedRows?: bigint }>;
+  private failure: unknown;
+
+  constructor(trx: DB, statement: (name: ReturnType<typeof sql.lit>) => ReturnType<typeof sql>) {
+    const name = offerInfile(this.stream);
+    this.done = statement(sql.lit(name))
+      .execute(trx)
+      .finally(() => withdrawInfile(name)) as Promise<{ numAffectedRows?: bigint }>;
+    // A failed statement stops reading: make the next write fail instead of waiting forever.
+    this.done.catch((error: unknown) => {
+      this.failure = error;
+      this.stream.destroy();
+    });
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.stream.write(text)) {
+      await Promise.race([once(this.stream, 'drain'), this.done.then(() => undefined)]);
+      if (this.failure) throw this.failure;
+    }
+  }
+
+  /** Ends the stream; resolves to the rows the statement stored. */
+  async finish(): Promise<number> {
+    this.stream.end();
+    return Number((await this.done).numAffectedRows ?? 0n);
+  }
+}
+
+const TSV = sql`CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'`;
+
 /** LOAD DATA LOCAL INFILE fed by a stream of the validated rows as they are parsed. */
 class MysqlLoadDataWriter extends MysqlWriter {
   readonly method = 'mysql-load-data';
-  private stream: PassThrough | undefined;
-  private load: Promise<{ numAffectedRows?: bigint }> | undefined;
-  private failure: unknown;
-
-  private start(): PassThrough {
-    const stream = new PassThrough({ highWaterMark: 1 << 20 });
-    const name = offerInfile(stream);
-    this.load = sql`LOAD DATA LOCAL INFILE ${name} IGNORE INTO TABLE sales CHARACTER SET utf8mb4
-        FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'
-        (date, order_id, product_id, amount_sgd, source_line) SET imported_file_id = ${this.importId}`
-      .execute(this.trx)
-      .finally(() => withdrawInfile(name));
-    // A failed statement stops reading: make the writer's next call fail instead of waiting forever.
-    this.load.catch((error: unknown) => {
-      this.failure = error;
-      stream.destroy();
-    });
-    this.stream = stream;
-    return stream;
-  }
+  private load: InfileLoad | undefined;
+  private staging: InfileLoad | undefined;
 
   async write(rows: SaleRow[]): Promise<RowError[]> {
-    if (this.failure) throw this.failure;
     if (rows.length === 0) return [];
-    const stream = this.stream ?? this.start();
+    this.load ??= new InfileLoad(
+      this.trx,
+      (name) => sql`LOAD DATA LOCAL INFILE ${name} IGNORE INTO TABLE sales ${TSV}
+        (date, order_id, product_id, amount_sgd, source_line) SET imported_file_id = ${this.importId}`,
+    );
     let text = '';
     for (const r of rows) {
       this.dates.add(r.date);
       text += `${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\t${r.line}\n`;
     }
     this.sent += rows.length;
-    if (!stream.write(text)) {
-      await Promise.race([once(stream, 'drain'), this.load!.then(() => undefined)]);
-      if (this.failure) throw this.failure;
-    }
+    await this.load.write(text);
     return [];
   }
 
   protected async flushInserted(): Promise<number> {
-    if (!this.stream) return 0;
-    this.stream.end();
-    const result = await this.load!;
-    return Number(result.numAffectedRows ?? 0n);
+    return this.load ? this.load.finish() : 0;
+  }
+
+  override async replay(rows: SaleRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    this.staging ??= new InfileLoad(
+      this.trx,
+      (name) => sql`LOAD DATA LOCAL INFILE ${name} INTO TABLE sales_staging ${TSV}
+        (line, date, order_id, product_id, amount_sgd) SET import_id = ${this.importId}`,
+    );
+    let text = '';
+    for (const r of rows) {
+      text += `${r.line}\t${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\n`;
+    }
+    await this.staging.write(text);
+  }
+
+  override async reconcile(keep: number) {
+    if (this.staging) await this.staging.finish();
+    return super.reconcile(keep);
   }
 }
