@@ -12,7 +12,9 @@ import { ErrorResponse } from './http/schemas.js';
 import { importRoutes } from './imports/imports.routes.js';
 import { prometheusRoutes } from './http/prometheus.routes.js';
 import { Lifecycle } from './lifecycle.js';
+import { MetricsCache, registerCacheInvalidation } from './metrics/answer-cache.js';
 import { revenueRoutes } from './metrics/revenue.routes.js';
+import { readDataVersion } from './metrics/rollups.js';
 import { Telemetry } from './telemetry.js';
 
 export interface AppOptions {
@@ -48,6 +50,11 @@ export async function buildApp({
   registerRequestLog(app, telemetry);
   registerErrorHandler(app);
   registerAuth(app, config.apiToken);
+  // Before any route: a request that changed sales makes this instance re-read the data version.
+  const metricsCache = new MetricsCache(() => readDataVersion(database.db), config.cacheMaxStaleMs, {
+    privateAnswers: config.apiToken !== undefined,
+  });
+  registerCacheInvalidation(app, metricsCache);
 
   await app.register(swagger, {
     openapi: {
@@ -67,6 +74,6 @@ export async function buildApp({
   await app.register(healthRoutes, { database, lifecycle });
   await app.register(prometheusRoutes, { telemetry, metricsToken: config.metricsToken });
   await app.register(importRoutes, { database, config, telemetry, lifecycle });
-  await app.register(revenueRoutes, { database });
+  await app.register(revenueRoutes, { database, cache: metricsCache });
   return app;
 }

@@ -18,8 +18,12 @@ export interface Config {
   readonly metricsToken: string | undefined;
   /** How long in-flight requests get to finish after SIGTERM/SIGINT. */
   readonly shutdownTimeoutMs: number;
+  /** Largest accepted upload, in bytes. */
+  readonly maxUploadBytes: number;
   /** MySQL bulk path: LOAD DATA LOCAL INFILE when the server allows it (`auto`), or forced. */
   readonly mysqlLoadMethod: 'auto' | 'load-data' | 'insert';
+  /** How late this instance may notice another instance's import in cached metrics answers; 0: no answer cache. */
+  readonly cacheMaxStaleMs: number;
 }
 
 /** Start-up configuration is wrong; the message is one line naming the variable. */
@@ -99,6 +103,16 @@ const envSchema = z.object({
     .transform(Number)
     .default(10_000),
   MYSQL_LOAD_METHOD: z.enum(['auto', 'load-data', 'insert']).default('auto'),
+  MAX_UPLOAD_BYTES: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number of bytes')
+    .transform(Number)
+    .default(2 ** 30),
+  CACHE_MAX_STALE_MS: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number of milliseconds (0 disables the cache)')
+    .transform(Number)
+    .default(1000),
 });
 
 /**
@@ -125,6 +139,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: e.METRICS_TOKEN,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     mysqlLoadMethod: e.MYSQL_LOAD_METHOD,
+    cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,
+    maxUploadBytes: e.MAX_UPLOAD_BYTES,
   });
 }
 

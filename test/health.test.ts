@@ -19,6 +19,8 @@ function configFor(url: string): Config {
     metricsToken: undefined,
     shutdownTimeoutMs: 10_000,
     mysqlLoadMethod: 'auto',
+    maxUploadBytes: 2 ** 30,
+    cacheMaxStaleMs: 1000,
   };
 }
 

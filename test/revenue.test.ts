@@ -177,7 +177,7 @@ describe.each(DIALECTS)('revenue metrics on %s', (kind) => {
       ]),
     );
     const params = body.paths['/api/metrics/revenue'].get.parameters.map((p: { name: string }) => p.name);
-    expect(params).toEqual(['start', 'end']);
+    expect(params).toEqual(expect.arrayContaining(['start', 'end']));
   });
 
   it('when a route does not exist, then the answer is a JSON 404', async () => {

@@ -4,7 +4,7 @@ import type { ColumnType, Generated } from 'kysely';
  * Row types as the database stores them. Wire shapes live in the presenters;
  * money crosses between the two only through src/money.ts.
  */
-export type ImportStatus = 'processing' | 'success' | 'partial' | 'failed';
+export type ImportStatus = 'processing' | 'success' | 'partial' | 'failed' | 'reverted';
 
 export interface ImportedFilesTable {
   id: Generated<number>;

@@ -33,6 +33,34 @@ export async function releaseLease(kind: Database['kind'], conn: DB, sha256: str
   await sql`SELECT RELEASE_LOCK(${lockName(sha256)})`.execute(conn);
 }
 
+function ownerLockName(owner: string): string {
+  return `zinc:owner:${owner.slice(-32)}`;
+}
+
+/**
+ * While a process has claimed files it has not started loading (asynchronous runs), it holds a
+ * lock named after itself on a connection of its own (MySQL), so others see its records as alive.
+ * Resolves to the function that releases it.
+ */
+export async function holdOwnerLease(database: Database): Promise<() => Promise<void>> {
+  if (database.kind !== 'mysql') return async () => {};
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const acquired = new Promise<void>((resolve) => (held = resolve));
+  const holding = database.writer.connection().execute(async (conn) => {
+    await sql`SELECT GET_LOCK(${ownerLockName(OWNER)}, 0)`.execute(conn);
+    held();
+    await released;
+    await sql`SELECT RELEASE_LOCK(${ownerLockName(OWNER)})`.execute(conn);
+  });
+  await Promise.race([acquired, holding]);
+  return async () => {
+    release();
+    await holding.catch(() => {});
+  };
+}
+
 /** True when the importer named in a `processing` record can no longer finish it. */
 export async function isAbandoned(
   kind: Database['kind'],
@@ -40,8 +68,10 @@ export async function isAbandoned(
   record: { sha256: string; owner: string | null },
 ): Promise<boolean> {
   if (kind === 'mysql') {
-    const { rows } = await sql<{ free: number | null }>`SELECT IS_FREE_LOCK(${lockName(record.sha256)}) AS free`.execute(db);
-    return Number(rows[0]?.free) === 1;
+    if (record.owner === OWNER) return false;
+    const { rows } = await sql<{ file: number | null; owner: number | null }>`
+      SELECT IS_FREE_LOCK(${lockName(record.sha256)}) AS file, IS_FREE_LOCK(${ownerLockName(record.owner ?? '')}) AS owner`.execute(db);
+    return Number(rows[0]?.file) === 1 && Number(rows[0]?.owner) === 1;
   }
   if (record.owner === null || record.owner === OWNER) return record.owner === null;
   const [host, pidText] = record.owner.split(':');

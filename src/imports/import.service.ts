@@ -6,7 +6,7 @@ import type { Log } from '../log.js';
 import type { Database, DB } from '../db/connection.js';
 import type { ImportStatus } from '../db/tables.js';
 import { CsvFormatError, readCsv } from './csv-reader.js';
-import { acquireLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
+import { acquireLease, holdOwnerLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
 import {
   findImportById,
   findImportBySha,
@@ -25,7 +25,7 @@ export type OnError = 'fail' | 'skip';
 /** How one file's import ended: a stored record, or `skipped` pointing at the record that has it. */
 export type FileOutcome =
   | { status: 'skipped'; record: ImportRecord; filename: string; message: string }
-  | { status: Exclude<ImportStatus, 'processing'>; record: ImportRecord; filename: string };
+  | { status: Exclude<ImportStatus, 'processing' | 'reverted'>; record: ImportRecord; filename: string };
 
 export interface FolderResult {
   files: FileOutcome[];
@@ -41,6 +41,8 @@ export interface ImportOptions {
   onFileDone?: ((outcome: FileOutcome) => void) | undefined;
   /** Told as the file is read (async progress, CLI progress bar). */
   onProgress?: ((progress: ImportProgress) => void) | undefined;
+  /** Told the record's id as soon as the file is claimed (asynchronous imports answer with it). */
+  onClaimed?: ((id: number) => void) | undefined;
   /** MySQL only: force a bulk path (tests, servers without local infile). Default `auto`. */
   mysqlLoadMethod?: MysqlLoadMethod | undefined;
 }
@@ -156,87 +158,179 @@ interface Tally {
   warnings: string[];
 }
 
+interface PreparedFile {
+  filePath: string;
+  filename: string;
+  sha256: string;
+  size: number;
+}
+
+async function prepare(filePath: string, filename: string): Promise<PreparedFile> {
+  const { size } = await stat(filePath);
+  return { filePath, filename, sha256: await sha256File(filePath), size };
+}
+
 async function importOneFile(
   database: Database,
   filePath: string,
   filename: string,
   options: ImportOptions,
 ): Promise<FileOutcome> {
-  const { onError, log } = options;
-  const started = performance.now();
-  const { size } = await stat(filePath);
-  const sha256 = await sha256File(filePath);
-
+  const file = await prepare(filePath, filename);
   // The whole file runs on one connection: on MySQL the import lock lives and dies with it.
   return database.writer.connection().execute(async (conn) => {
-    const existing = await findImportBySha(conn, sha256);
+    const existing = await findImportBySha(conn, file.sha256);
     if (existing && (existing.status === 'success' || existing.status === 'partial')) {
       return skipped(existing, filename, `already imported as ${existing.filename} (import ${existing.id})`);
     }
-    if (!(await acquireLease(database.kind, conn, sha256))) {
-      const holder = existing ?? (await findImportBySha(conn, sha256));
+    if (!(await acquireLease(database.kind, conn, file.sha256))) {
+      const holder = existing ?? (await findImportBySha(conn, file.sha256));
       return skipped(holder!, filename, `being imported by another process (import ${holder?.id ?? '?'})`);
     }
     try {
-      const claimed = await claim(database, conn, { filename, sha256, size, onError });
+      const claimed = await claim(database, conn, { ...file, onError: options.onError });
       if ('skip' in claimed) return claimed.skip;
-      const id = claimed.id;
-      log.info({ importId: id, file: filename, bytes: size }, 'import started');
-
-      const tally: Tally = { stored: 0, rejectedRows: 0, errorCount: 0, errors: [], warnings: [] };
-      let status: Exclude<ImportStatus, 'processing'>;
-      let message: string | null = null;
-      try {
-        status = await conn.transaction().execute(async (trx) => {
-          await loadRows(database, trx, id, { path: filePath, sha256, size }, tally, options);
-          const rejected = tally.rejectedRows > 0;
-          if (rejected && onError === 'fail') throw new Rejected();
-          const final = rejected ? 'partial' : 'success';
-          message = rejected ? `${tally.rejectedRows} row${tally.rejectedRows === 1 ? '' : 's'} rejected` : null;
-          await updateImport(trx, id, finalFields(final, message, tally, started));
-          return final;
-        });
-      } catch (error) {
-        status = 'failed';
-        if (error instanceof Rejected) {
-          const first = tally.errors[0]!;
-          message =
-            `${tally.rejectedRows} row${tally.rejectedRows === 1 ? ' has' : 's have'} errors, so nothing was imported ` +
-            `(first: line ${first.line}${first.column ? `, ${first.column}` : ''}: ${first.message}); ` +
-            'fix the file or import with on_error=skip';
-          tally.stored = 0;
-        } else if (error instanceof Interrupted) {
-          message = 'interrupted by shutdown; the next import run takes the file again';
-          tally.stored = 0;
-        } else if (error instanceof CsvFormatError) {
-          message = error.message;
-          tally.stored = 0;
-        } else {
-          log.error({ err: error, importId: id, file: filename }, 'import failed');
-          await updateImport(conn, id, {
-            ...finalFields('failed', `database error: ${(error as Error).message}`, { ...tally, stored: 0 }, started),
-          }).catch(() => {});
-          throw error;
-        }
-        await updateImport(conn, id, finalFields('failed', message, tally, started));
-      }
-      const record = (await findImportById(conn, id))!;
-      log.info(
-        {
-          importId: id,
-          file: filename,
-          outcome: status,
-          rows: record.num_rows,
-          rejected: record.rows_rejected,
-          durationMs: record.duration_ms,
-        },
-        'import finished',
-      );
-      return { status, record, filename };
+      options.onClaimed?.(claimed.id);
+      return await loadClaimed(database, conn, claimed.id, file, options);
     } finally {
-      await releaseLease(database.kind, conn, sha256).catch(() => {});
+      await releaseLease(database.kind, conn, file.sha256).catch(() => {});
     }
   });
+}
+
+/**
+ * Starts importing the folder in the background. Resolves as soon as every new file has its
+ * record (`processing`), with those records and the files skipped at once; `done` resolves with
+ * the whole run's result.
+ */
+export function startFolderImport(
+  database: Database,
+  dir: string,
+  options: ImportOptions,
+): Promise<{ started: FileOutcome[]; queued: ImportRecord[]; done: Promise<FolderResult> }> {
+  return new Promise((resolveStarted, rejectStarted) => {
+    const done = serialized(database, async () => {
+      const releaseOwner = await holdOwnerLease(database);
+      try {
+        const files: FileOutcome[] = [];
+        const queue: Array<{ file: PreparedFile; id: number }> = [];
+        try {
+          for (const name of await listCsvFiles(dir)) {
+            const file = await prepare(path.join(dir, name), name);
+            const claimed = await claim(database, database.writer, { ...file, onError: options.onError });
+            if ('skip' in claimed) files.push(claimed.skip);
+            else queue.push({ file, id: claimed.id });
+          }
+        } catch (error) {
+          rejectStarted(error);
+          throw error;
+        }
+        const queued = await Promise.all(queue.map(({ id }) => findImportById(database.db, id)));
+        resolveStarted({ started: [...files], queued: queued.filter((r) => r !== undefined), done });
+        for (const { file, id } of queue) {
+          const outcome = await database.writer.connection().execute(async (conn) => {
+            await acquireLease(database.kind, conn, file.sha256);
+            try {
+              return await loadClaimed(database, conn, id, file, options);
+            } finally {
+              await releaseLease(database.kind, conn, file.sha256).catch(() => {});
+            }
+          });
+          options.onFileDone?.(outcome);
+          files.push(outcome);
+        }
+        return { files, summary: summarize(files) };
+      } finally {
+        await releaseOwner();
+      }
+    });
+    done.catch((error: unknown) => options.log.error({ err: error }, 'background import failed'));
+  });
+}
+
+/** Progress of the imports running in this process, by import id. */
+const running = new Map<number, ImportProgress & { startedAt: number }>();
+
+/** How far a running import has got, when this process runs it. */
+export function importProgress(id: number) {
+  const p = running.get(id);
+  if (!p) return undefined;
+  const seconds = Math.max((performance.now() - p.startedAt) / 1000, 0.001);
+  const bytesPerS = p.bytesRead / seconds;
+  return {
+    bytes_read: p.bytesRead,
+    bytes_total: p.bytesTotal,
+    rows_read: p.rowsRead,
+    rows_per_s: Math.round(p.rowsRead / seconds),
+    eta_s: bytesPerS > 0 ? Math.round(((p.bytesTotal - p.bytesRead) / bytesPerS) * 10) / 10 : null,
+  };
+}
+
+/** Loads a file whose record this process has claimed, and writes the record's final state. */
+async function loadClaimed(
+  database: Database,
+  conn: DB,
+  id: number,
+  file: PreparedFile,
+  options: ImportOptions,
+): Promise<FileOutcome> {
+  const { onError, log } = options;
+  const { filename } = file;
+  const started = performance.now();
+  log.info({ importId: id, file: filename, bytes: file.size }, 'import started');
+  running.set(id, { bytesRead: 0, bytesTotal: file.size, rowsRead: 0, startedAt: started });
+  const trackProgress = (progress: ImportProgress) => {
+    running.set(id, { ...progress, startedAt: started });
+    options.onProgress?.(progress);
+  };
+
+  const tally: Tally = { stored: 0, rejectedRows: 0, errorCount: 0, errors: [], warnings: [] };
+  let status: 'success' | 'partial' | 'failed';
+  let message: string | null = null;
+  try {
+    status = await conn.transaction().execute(async (trx) => {
+      await loadRows(database, trx, id, { path: file.filePath, sha256: file.sha256, size: file.size }, tally, {
+        ...options,
+        onProgress: trackProgress,
+      });
+      const rejected = tally.rejectedRows > 0;
+      if (rejected && onError === 'fail') throw new Rejected();
+      const final = rejected ? 'partial' : 'success';
+      message = rejected ? `${tally.rejectedRows} row${tally.rejectedRows === 1 ? '' : 's'} rejected` : null;
+      await updateImport(trx, id, finalFields(final, message, tally, started));
+      return final;
+    });
+  } catch (error) {
+    status = 'failed';
+    if (error instanceof Rejected) {
+      const first = tally.errors[0]!;
+      message =
+        `${tally.rejectedRows} row${tally.rejectedRows === 1 ? ' has' : 's have'} errors, so nothing was imported ` +
+        `(first: line ${first.line}${first.column ? `, ${first.column}` : ''}: ${first.message}); ` +
+        'fix the file or import with on_error=skip';
+    } else if (error instanceof Interrupted) {
+      message = 'interrupted by shutdown; the next import run takes the file again';
+    } else if (error instanceof CsvFormatError) {
+      message = error.message;
+    } else {
+      running.delete(id);
+      log.error({ err: error, importId: id, file: filename }, 'import failed');
+      await updateImport(conn, id, {
+        ...finalFields('failed', `database error: ${(error as Error).message}`, { ...tally, stored: 0 }, started),
+      }).catch(() => {});
+      throw error;
+    }
+    tally.stored = 0;
+    await updateImport(conn, id, finalFields('failed', message, tally, started));
+  } finally {
+    running.delete(id);
+  }
+  const record = (await findImportById(conn, id))!;
+  log.info(
+    { importId: id, file: filename, outcome: status, rows: record.num_rows, rejected: record.rows_rejected, durationMs: record.duration_ms },
+    'import finished',
+  );
+  return { status, record, filename };
 }
 
 function skipped(record: ImportRecord, filename: string, message: string): FileOutcome {

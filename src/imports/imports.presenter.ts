@@ -7,9 +7,9 @@ function isoUtc(stored: string): string {
   return `${stored.replace(' ', 'T').slice(0, 23)}Z`;
 }
 
-/** An import record as the API shows it; `withErrors` adds the kept row errors. */
-export function presentImport(record: ImportRecord, withErrors = true) {
-  const base = {
+/** An import record as the API lists it (without its row errors). */
+export function presentImportSummary(record: ImportRecord) {
+  return {
     id: Number(record.id),
     filename: record.filename,
     sha256: record.sha256,
@@ -24,7 +24,11 @@ export function presentImport(record: ImportRecord, withErrors = true) {
     error_count: record.error_count,
     warnings: JSON.parse(record.warnings) as string[],
   };
-  return withErrors ? { ...base, errors: JSON.parse(record.errors) as RowError[] } : base;
+}
+
+/** An import record with the row errors it kept. */
+export function presentImport(record: ImportRecord) {
+  return { ...presentImportSummary(record), errors: JSON.parse(record.errors) as RowError[] };
 }
 
 /** One file of an import run: the full record, or for a skipped file a pointer to the record that has it. */

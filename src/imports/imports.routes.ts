@@ -1,20 +1,33 @@
+import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
 import type { Database } from '../db/connection.js';
-import { notFound } from '../http/errors.js';
+import { AppError, notFound } from '../http/errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Telemetry } from '../telemetry.js';
-import { importFolder, type FileOutcome } from './import.service.js';
-import { presentFolderResult, presentImport } from './imports.presenter.js';
+import {
+  importFile,
+  importFolder,
+  importProgress,
+  startFolderImport,
+  type FileOutcome,
+  type ImportOptions,
+} from './import.service.js';
+import { presentFolderResult, presentImport, presentImportSummary, presentOutcome } from './imports.presenter.js';
 import { countImports, findImportById, listImports } from './imports.repository.js';
 import {
+  FileResult,
   ImportIdParams,
   ImportListQuery,
   ImportListResponse,
   ImportRecord,
   ImportRunQuery,
   ImportRunResponse,
+  ImportStartedResponse,
+  UploadQuery,
 } from './imports.schemas.js';
+import { cleanFilename, receiveUpload, type Upload } from './upload.js';
+import { undoImport, UndoConflict } from './undo.service.js';
 
 const errors = { 400: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } } as const;
 
@@ -31,28 +44,73 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
       outcome.status === 'skipped' ? 0 : outcome.record.rows_rejected,
       outcome.status === 'skipped' || outcome.record.duration_ms === null ? null : outcome.record.duration_ms / 1000,
     );
+  const options = (onError: 'fail' | 'skip', log: ImportOptions['log']): ImportOptions => ({
+    onError,
+    log,
+    signal: lifecycle.signal,
+    onFileDone,
+    mysqlLoadMethod: config.mysqlLoadMethod,
+  });
+
+  // Upload bodies are streams: CSV text straight to a temporary file, never buffered whole.
+  app.addContentTypeParser(['text/csv', 'application/csv', 'text/plain'], (_request, payload, done) => done(null, payload));
+  await app.register(multipart, { limits: { fileSize: config.maxUploadBytes, files: 1, fields: 10 } });
 
   app.route({
     method: ['GET', 'POST'],
     url: '/api/import-sales',
     schema: {
       tags: ['imports'],
-      summary: `Import every new *.csv in the sales folder, in name order`,
+      summary: 'Import every new *.csv in the sales folder, in name order',
+      description: 'With async=true: 202 once every new file has its record, then follow GET /api/imports/{id}.',
       querystring: ImportRunQuery,
-      response: { 200: ImportRunResponse, ...errors },
+      response: { 200: ImportRunResponse, 202: ImportStartedResponse, ...errors },
     },
-    handler: async (request) => {
-      const onError = request.query.on_error ?? 'fail';
-      const result = await importFolder(database, config.salesDir, {
-        onError,
-        log: request.log,
-        signal: lifecycle.signal,
-        onFileDone,
-        mysqlLoadMethod: config.mysqlLoadMethod,
-      });
-      return presentFolderResult(result);
+    handler: async (request, reply) => {
+      const run = options(request.query.on_error ?? 'fail', request.log);
+      if (request.query.async) {
+        const { started, queued } = await startFolderImport(database, config.salesDir, { ...run, log: app.log });
+        return reply.status(202).send({
+          files: [...queued.map(presentImport), ...started.map(presentOutcome)],
+        });
+      }
+      return presentFolderResult(await importFolder(database, config.salesDir, run));
     },
   });
+
+  app.post(
+    '/api/imports',
+    {
+      schema: {
+        tags: ['imports'],
+        summary: 'Upload one CSV file and import it',
+        description:
+          `Send the CSV as the body (Content-Type: text/csv; name it with ?filename=) or as multipart/form-data ` +
+          `(field "file"). At most ${config.maxUploadBytes} bytes (MAX_UPLOAD_BYTES): larger is 413 and nothing is stored.`,
+        consumes: ['text/csv', 'multipart/form-data'],
+        querystring: UploadQuery,
+        response: { 200: FileResult, 202: ImportRecord, 413: { $ref: 'ErrorResponse#' }, 415: { $ref: 'ErrorResponse#' }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const upload: Upload = await receiveUpload(request, config.maxUploadBytes);
+      const run = options(upload.onError ?? request.query.on_error ?? 'fail', request.log);
+      const filename = request.query.filename ? cleanFilename(request.query.filename) : upload.filename;
+      const claimed = deferred<number>();
+      const finished = importFile(database, upload.path, filename, {
+        ...run,
+        log: request.query.async ? app.log : request.log,
+        onClaimed: (id) => claimed.resolve(id),
+      }).finally(() => upload.remove());
+      if (!request.query.async) return presentOutcome(await finished);
+
+      finished.catch((error: unknown) => app.log.error({ err: error }, 'background upload import failed'));
+      const first = await Promise.race([claimed.promise, finished]);
+      if (typeof first !== 'number') return presentOutcome(first);
+      const record = (await findImportById(database.db, first))!;
+      return reply.status(202).send({ ...presentImport(record), ...withProgress(first) });
+    },
+  );
 
   app.get(
     '/api/imports',
@@ -67,11 +125,8 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const limit = request.query.limit ?? 50;
       const offset = request.query.offset ?? 0;
-      const [rows, total] = await Promise.all([
-        listImports(database.db, limit, offset),
-        countImports(database.db),
-      ]);
-      return { imports: rows.map((r) => presentImport(r, false)), total, limit, offset };
+      const [rows, total] = await Promise.all([listImports(database.db, limit, offset), countImports(database.db)]);
+      return { imports: rows.map(presentImportSummary), total, limit, offset };
     },
   );
 
@@ -80,7 +135,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     {
       schema: {
         tags: ['imports'],
-        summary: 'One import record with its row errors',
+        summary: 'One import record with its row errors (and its progress while processing)',
         params: ImportIdParams,
         response: { 200: ImportRecord, 404: { $ref: 'ErrorResponse#' }, ...errors },
       },
@@ -88,7 +143,41 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const record = await findImportById(database.db, request.params.id);
       if (!record) throw notFound(`no import with id ${request.params.id}`);
-      return presentImport(record);
+      return { ...presentImport(record), ...(record.status === 'processing' ? withProgress(record.id) : {}) };
+    },
+  );
+
+  app.delete(
+    '/api/imports/:id',
+    {
+      schema: {
+        tags: ['imports'],
+        summary: 'Undo an import: remove its rows, restore the rows it replaced, mark it reverted',
+        params: ImportIdParams,
+        response: { 200: ImportRecord, 404: { $ref: 'ErrorResponse#' }, 409: { $ref: 'ErrorResponse#' }, ...errors },
+      },
+    },
+    async (request) => {
+      try {
+        const record = await undoImport(database, request.params.id);
+        if (!record) throw notFound(`no import with id ${request.params.id}`);
+        request.log.info({ importId: record.id, file: record.filename }, 'import reverted');
+        return presentImport(record);
+      } catch (error) {
+        if (error instanceof UndoConflict) throw new AppError(409, 'conflict', error.message);
+        throw error;
+      }
     },
   );
 };
+
+function withProgress(id: number) {
+  const progress = importProgress(id);
+  return progress ? { progress } : {};
+}
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}

@@ -11,7 +11,13 @@ const recordFields = {
   filename: Type.String(),
   sha256: Type.String(),
   size_bytes: Type.Integer(),
-  status: Type.Union([Type.Literal('processing'), Type.Literal('success'), Type.Literal('partial'), Type.Literal('failed')]),
+  status: Type.Union([
+    Type.Literal('processing'),
+    Type.Literal('success'),
+    Type.Literal('partial'),
+    Type.Literal('failed'),
+    Type.Literal('reverted'),
+  ]),
   on_error: Type.Union([Type.Literal('fail'), Type.Literal('skip')]),
   num_rows: Type.Integer({ description: 'Rows stored' }),
   rows_rejected: Type.Integer({ description: 'Rows with errors (not stored)' }),
@@ -22,14 +28,36 @@ const recordFields = {
   warnings: Type.Array(Type.String()),
 };
 
+const Progress = Type.Object(
+  {
+    bytes_read: Type.Integer(),
+    bytes_total: Type.Integer(),
+    rows_read: Type.Integer(),
+    rows_per_s: Type.Integer(),
+    eta_s: Type.Union([Type.Number(), Type.Null()]),
+  },
+  { description: 'While processing, in the instance running the import' },
+);
+
 export const ImportRecordSummary = Type.Object(recordFields);
-export const ImportRecord = Type.Object({ ...recordFields, errors: Type.Array(RowErrorSchema) });
+export const ImportRecord = Type.Object({
+  ...recordFields,
+  errors: Type.Array(RowErrorSchema),
+  progress: Type.Optional(Progress),
+});
 
 export const FileResult = Type.Object({
   id: Type.Integer(),
   filename: Type.String(),
   sha256: Type.String(),
-  status: Type.Union([Type.Literal('success'), Type.Literal('partial'), Type.Literal('failed'), Type.Literal('skipped')]),
+  status: Type.Union([
+    Type.Literal('processing'),
+    Type.Literal('success'),
+    Type.Literal('partial'),
+    Type.Literal('failed'),
+    Type.Literal('reverted'),
+    Type.Literal('skipped'),
+  ]),
   error_message: Type.Union([Type.String(), Type.Null()]),
   size_bytes: Type.Optional(Type.Integer()),
   on_error: Type.Optional(Type.String()),
@@ -53,13 +81,26 @@ export const ImportRunResponse = Type.Object({
   }),
 });
 
-export const ImportRunQuery = Type.Object({
-  on_error: Type.Optional(
-    Type.Union([Type.Literal('fail'), Type.Literal('skip')], {
-      default: 'fail',
-      description: 'fail: a file with any bad row stores nothing; skip: store the valid rows',
-    }),
-  ),
+const onError = Type.Optional(
+  Type.Union([Type.Literal('fail'), Type.Literal('skip')], {
+    default: 'fail',
+    description: 'fail: a file with any bad row stores nothing; skip: store the valid rows',
+  }),
+);
+const asyncFlag = Type.Optional(
+  Type.Boolean({ default: false, description: 'Answer 202 with the import ids at once; follow GET /api/imports/{id}' }),
+);
+
+export const ImportRunQuery = Type.Object({ on_error: onError, async: asyncFlag });
+
+export const UploadQuery = Type.Object({
+  on_error: onError,
+  async: asyncFlag,
+  filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Name to record (text/csv bodies)' })),
+});
+
+export const ImportStartedResponse = Type.Object({
+  files: Type.Array(FileResult),
 });
 
 export const ImportListQuery = Type.Object({

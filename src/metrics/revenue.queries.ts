@@ -1,8 +1,23 @@
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { centsFromDb } from '../money.js';
+import { addDays, addMonths, lastDayOfMonth } from './calendar.js';
+import type { RollupDB, RollupTables } from './rollups.js';
 
-/** Reads ("selectors") over sales. Dates are `YYYY-MM-DD` strings; bounds are inclusive. */
+/**
+ * Reads ("selectors") over the revenue rollups (see rollups.ts). Dates are `YYYY-MM-DD` strings;
+ * bounds are inclusive. Every answer is exact:
+ *
+ * - revenue and sale counts add up across days and products;
+ * - distinct orders per day add up across days except for orders whose lines carry several
+ *   dates; those are all in revenue_multiday_lines, and each one counted k times in a range
+ *   (k dates in it) is counted k-1 times too many: sum − (distinct (order, date) pairs − distinct
+ *   orders) over that small table;
+ * - for one product, orders = sale rows: (order_id, product_id) is unique in sales, so an order
+ *   has at most one line of a product;
+ * - for several products an order may have lines of more than one of them on the same day, so
+ *   distinct orders are counted from the matching sales lines (index sales_product_date).
+ */
 
 export interface RevenueTotals {
   revenueCents: bigint;
@@ -19,54 +34,209 @@ export interface DateRange {
   end?: string | undefined;
 }
 
-function salesIn({ db }: Database, range: DateRange) {
-  let query = db.selectFrom('sales');
-  if (range.start) query = query.where('date', '>=', range.start);
-  if (range.end) query = query.where('date', '<=', range.end);
-  return query;
+export interface RevenueFilter extends DateRange {
+  /** Only these products (sorted, unique); empty or absent: all. */
+  productIds?: readonly string[] | undefined;
 }
 
-/** Total revenue, distinct orders and sales between two dates. */
-export async function revenueTotals(database: Database, range: DateRange): Promise<RevenueTotals> {
-  const row = await salesIn(database, range)
-    .select((eb) => [
-      eb.fn.sum<string | number | null>('amount_sgd').as('revenue'),
-      sql<number | string>`COUNT(DISTINCT order_id)`.as('orders'),
-      eb.fn.countAll<number | string>().as('sales'),
-    ])
-    .executeTakeFirstOrThrow();
+const views = new WeakMap<Database, RollupDB>();
+function rollups(database: Database): RollupDB {
+  let view = views.get(database);
+  if (!view) views.set(database, (view = database.db.withTables<RollupTables>()));
+  return view;
+}
+
+type Num = string | number | bigint | null;
+
+function inRange(column: string, range: DateRange): RawBuilder<unknown> {
+  const parts: RawBuilder<unknown>[] = [];
+  if (range.start) parts.push(sql`${sql.ref(column)} >= ${range.start}`);
+  if (range.end) parts.push(sql`${sql.ref(column)} <= ${range.end}`);
+  return parts.length === 0 ? sql`1 = 1` : sql.join(parts, sql` AND `);
+}
+
+function products(column: string, ids: readonly string[]): RawBuilder<unknown> {
+  return ids.length === 1 ? sql`${sql.ref(column)} = ${ids[0]}` : sql`${sql.ref(column)} IN (${sql.join(ids)})`;
+}
+
+/** Total revenue, distinct orders and sales between two dates, for all or some products. */
+export async function revenueTotals(database: Database, filter: RevenueFilter): Promise<RevenueTotals> {
+  const db = rollups(database);
+  const ids = filter.productIds ?? [];
+  if (ids.length === 0) {
+    const row = (
+      await sql<{ revenue: Num; sales: Num; orders: Num; overlap: Num }>`
+        SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales, SUM(order_count) AS orders,
+          (SELECT COUNT(*) - COUNT(DISTINCT order_id) FROM
+            (SELECT DISTINCT order_id, date FROM revenue_multiday_lines WHERE ${inRange('date', filter)}) pairs
+          ) AS overlap
+        FROM revenue_daily WHERE ${inRange('date', filter)}`.execute(db)
+    ).rows[0]!;
+    return {
+      revenueCents: centsFromDb(database.kind, row.revenue),
+      orderCount: Number(row.orders ?? 0) - Number(row.overlap ?? 0),
+      saleCount: Number(row.sales ?? 0),
+    };
+  }
+  const distinctOrders =
+    ids.length === 1
+      ? sql`NULL`
+      : sql`(SELECT COUNT(DISTINCT order_id) FROM sales WHERE ${products('product_id', ids)} AND ${inRange('date', filter)})`;
+  const row = (
+    await sql<{ revenue: Num; sales: Num; orders: Num }>`
+      SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales, ${distinctOrders} AS orders
+      FROM revenue_daily_product WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}`.execute(db)
+  ).rows[0]!;
+  const saleCount = Number(row.sales ?? 0);
   return {
     revenueCents: centsFromDb(database.kind, row.revenue),
-    orderCount: Number(row.orders),
-    saleCount: Number(row.sales),
+    orderCount: ids.length === 1 ? saleCount : Number(row.orders ?? 0),
+    saleCount,
   };
 }
 
-/** Revenue per day that has sales, ascending; days without sales are absent. */
-export async function revenueByDay(database: Database, range: DateRange): Promise<DayRevenue[]> {
-  const rows = await salesIn(database, range)
-    .select((eb) => [
-      'date',
-      eb.fn.sum<string | number | null>('amount_sgd').as('revenue'),
-      sql<number | string>`COUNT(DISTINCT order_id)`.as('orders'),
-      eb.fn.countAll<number | string>().as('sales'),
-    ])
-    .groupBy('date')
-    .orderBy('date')
-    .execute();
+/**
+ * Revenue per day that has sales in [start, end], ascending; days without sales are absent.
+ * Each day's order_count is that day's distinct orders.
+ */
+export async function revenueByDay(database: Database, filter: RevenueFilter): Promise<DayRevenue[]> {
+  const db = rollups(database);
+  const ids = filter.productIds ?? [];
+  const kind = database.kind;
+  if (ids.length === 0) {
+    const { rows } = await sql<{ date: string; revenue: Num; sale_count: Num; order_count: Num }>`
+      SELECT date, revenue, sale_count, order_count FROM revenue_daily
+      WHERE ${inRange('date', filter)} ORDER BY date`.execute(db);
+    return rows.map((r) => ({
+      date: r.date,
+      revenueCents: centsFromDb(kind, r.revenue),
+      orderCount: Number(r.order_count),
+      saleCount: Number(r.sale_count),
+    }));
+  }
+  const perDay = sql`SELECT date, SUM(revenue) AS revenue, SUM(sale_count) AS sales FROM revenue_daily_product
+    WHERE ${products('product_id', ids)} AND ${inRange('date', filter)} GROUP BY date`;
+  if (ids.length === 1) {
+    const { rows } = await sql<{ date: string; revenue: Num; sales: Num }>`${perDay} ORDER BY date`.execute(db);
+    return rows.map((r) => ({
+      date: r.date,
+      revenueCents: centsFromDb(kind, r.revenue),
+      orderCount: Number(r.sales),
+      saleCount: Number(r.sales),
+    }));
+  }
+  const { rows } = await sql<{ date: string; revenue: Num; sales: Num; orders: Num }>`
+    SELECT r.date AS date, r.revenue AS revenue, r.sales AS sales, o.orders AS orders FROM (${perDay}) r
+    LEFT JOIN (SELECT date, COUNT(DISTINCT order_id) AS orders FROM sales
+      WHERE ${products('product_id', ids)} AND ${inRange('date', filter)} GROUP BY date) o ON o.date = r.date
+    ORDER BY r.date`.execute(db);
   return rows.map((r) => ({
     date: r.date,
-    revenueCents: centsFromDb(database.kind, r.revenue),
-    orderCount: Number(r.orders),
+    revenueCents: centsFromDb(kind, r.revenue),
+    orderCount: Number(r.orders ?? 0),
     saleCount: Number(r.sales),
   }));
 }
 
+/**
+ * The distinct (order, date) pairs of orders whose lines carry several dates, in the range (and
+ * for the products): what a sum of daily distinct counts over several days must be corrected by.
+ * Always empty for a single product (one line per order and product).
+ */
+export async function multiDateOrderDays(
+  database: Database,
+  filter: RevenueFilter,
+): Promise<Array<{ orderId: string; date: string }>> {
+  const ids = filter.productIds ?? [];
+  if (ids.length === 1) return [];
+  const productFilter = ids.length === 0 ? sql`1 = 1` : products('product_id', ids);
+  const { rows } = await sql<{ order_id: string; date: string }>`
+    SELECT DISTINCT order_id, date FROM revenue_multiday_lines
+    WHERE ${inRange('date', filter)} AND ${productFilter}`.execute(rollups(database));
+  return rows.map((r) => ({ orderId: r.order_id, date: r.date }));
+}
+
 /** First and last sale date, or undefined when there are no sales. */
 export async function saleDateBounds(database: Database): Promise<{ first: string; last: string } | undefined> {
-  const row = await database.db
-    .selectFrom('sales')
+  const row = await rollups(database)
+    .selectFrom('revenue_daily')
     .select((eb) => [eb.fn.min('date').as('first'), eb.fn.max('date').as('last')])
     .executeTakeFirstOrThrow();
   return row.first === null || row.last === null ? undefined : { first: row.first, last: row.last };
+}
+
+export interface ProductRevenue {
+  productId: string;
+  revenueCents: bigint;
+  orderCount: number;
+  saleCount: number;
+}
+
+/**
+ * The top products of a range by revenue (ties: product id) or by orders (ties: revenue, then
+ * product id), and the range's total revenue. Whole months come from the monthly table; a part
+ * of a month is a difference of month-to-date running sums (one row per product whatever the
+ * number of days), so the work follows the number of months and products, never the rows.
+ */
+export async function revenueByProduct(
+  database: Database,
+  range: DateRange,
+  order: 'revenue' | 'orders',
+  limit: number,
+): Promise<{ totalCents: bigint; products: ProductRevenue[] }> {
+  const db = rollups(database);
+  const parts: RawBuilder<unknown>[] = [];
+  const months = (from: string | undefined, to: string | undefined) =>
+    parts.push(sql`SELECT product_id, revenue, sale_count FROM revenue_monthly_product WHERE ${inRange('month', { start: from, end: to })}`);
+  /** Per product with sales in `month`: ± its month-to-date sums through `through` (0 when none yet). */
+  const toDate = (month: string, through: string, sign: 1 | -1) => {
+    const last = (column: 'revenue' | 'sale_count') => sql`COALESCE((SELECT ${sql.ref(`t.${column}`)} FROM revenue_product_mtd t
+      WHERE t.product_id = m.product_id AND t.date >= ${month} AND t.date <= ${through} ORDER BY t.date DESC LIMIT 1), 0)`;
+    const signed = (column: 'revenue' | 'sale_count') => (sign === 1 ? last(column) : sql`-${last(column)}`);
+    parts.push(sql`SELECT m.product_id AS product_id, ${signed('revenue')} AS revenue, ${signed('sale_count')} AS sale_count
+      FROM revenue_monthly_product m WHERE m.month = ${month}`);
+  };
+
+  const { start, end } = range;
+  const startMonth = start && `${start.slice(0, 8)}01`;
+  const endMonth = end && `${end.slice(0, 8)}01`;
+  const startsMonth = !start || start === startMonth;
+  const endsMonth = !end || end === lastDayOfMonth(end);
+  if (start && end && startMonth === endMonth && !(startsMonth && endsMonth)) {
+    // Within one month: through end, less through the day before start.
+    toDate(endMonth!, end, 1);
+    if (!startsMonth) toDate(startMonth!, addDays(start, -1), -1);
+  } else {
+    // The rest of start's month: the month less its days before start.
+    if (!startsMonth) {
+      months(startMonth!, startMonth!);
+      toDate(startMonth!, addDays(start!, -1), -1);
+    }
+    const firstMonth = start ? (startsMonth ? start : addMonths(startMonth!, 1)) : undefined;
+    const lastMonth = end ? (endsMonth ? endMonth! : addMonths(endMonth!, -1)) : undefined;
+    if (!firstMonth || !lastMonth || firstMonth <= lastMonth) months(firstMonth, lastMonth);
+    // The beginning of end's month.
+    if (!endsMonth) toDate(endMonth!, end!, 1);
+  }
+  const orderBy =
+    order === 'revenue'
+      ? sql`revenue DESC, product_id ASC`
+      : sql`sales DESC, revenue DESC, product_id ASC`;
+  const [top, total] = await Promise.all([
+    sql<{ product_id: string; revenue: Num; sales: Num }>`
+      SELECT product_id, SUM(revenue) AS revenue, SUM(sale_count) AS sales
+      FROM (${sql.join(parts, sql` UNION ALL `)}) segments
+      GROUP BY product_id HAVING SUM(sale_count) > 0 ORDER BY ${orderBy} LIMIT ${limit}`.execute(db),
+    sql<{ revenue: Num }>`SELECT SUM(revenue) AS revenue FROM revenue_daily WHERE ${inRange('date', range)}`.execute(db),
+  ]);
+  return {
+    totalCents: centsFromDb(database.kind, total.rows[0]?.revenue ?? null),
+    products: top.rows.map((r) => ({
+      productId: r.product_id,
+      revenueCents: centsFromDb(database.kind, r.revenue),
+      // One line per (order, product): a product's orders are its sale rows.
+      orderCount: Number(r.sales),
+      saleCount: Number(r.sales),
+    })),
+  };
 }

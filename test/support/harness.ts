@@ -56,6 +56,8 @@ export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> 
       metricsToken: undefined,
       shutdownTimeoutMs: 10_000,
       mysqlLoadMethod: 'auto',
+      maxUploadBytes: 2 ** 30,
+      cacheMaxStaleMs: 1000,
       ...overrides,
     });
     h.app = await build(h.config);

@@ -1,0 +1,72 @@
+import { sql } from 'kysely';
+import type { Database, DB } from '../db/connection.js';
+import { refreshRollups } from '../metrics/rollups.js';
+import { findImportById, type ImportRecord } from './imports.repository.js';
+
+/** Why an import cannot be undone right now. */
+export class UndoConflict extends Error {
+  override name = 'UndoConflict';
+}
+
+/**
+ * Undoes an import in one transaction: removes the rows it stored and still owns, brings back
+ * the rows it had replaced (from `sales_history`), and marks the record `reverted`, so the same
+ * file can be imported again. Where a later import has since replaced one of its rows, that
+ * later import's history now points at the row before this one, so undoing it later restores
+ * the right value. Resolves to the updated record, or undefined for an unknown id.
+ */
+export async function undoImport(database: Database, id: number): Promise<ImportRecord | undefined> {
+  return database.writer.transaction().execute(async (trx) => {
+    const record = await findImportById(trx, id);
+    if (!record) return undefined;
+    if (record.status === 'processing') throw new UndoConflict(`import ${id} is still processing; undo it once it has finished`);
+    if (record.status === 'reverted') throw new UndoConflict(`import ${id} is already reverted`);
+    if (record.status === 'failed') throw new UndoConflict(`import ${id} failed and stored nothing`);
+
+    const dates = new Set<string>();
+    const owned = await trx.selectFrom('sales').select('date').distinct().where('imported_file_id', '=', id).execute();
+    const restored = await trx
+      .selectFrom('sales_history')
+      .select('date')
+      .distinct()
+      .where('replaced_by_import_id', '=', id)
+      .execute();
+    for (const row of [...owned, ...restored]) dates.add(row.date);
+
+    await trx.deleteFrom('sales').where('imported_file_id', '=', id).execute();
+    await repointLaterHistory(trx, database.kind, id);
+    await trx.deleteFrom('sales_history').where('imported_file_id', '=', id).execute();
+    await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+      SELECT h.date, h.order_id, h.product_id, h.amount_sgd, h.imported_file_id, h.source_line
+      FROM sales_history h
+      WHERE h.replaced_by_import_id = ${id}
+        AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.order_id = h.order_id AND s.product_id = h.product_id)`.execute(trx);
+    await trx.deleteFrom('sales_history').where('replaced_by_import_id', '=', id).execute();
+    await trx
+      .updateTable('imported_files')
+      .set({ status: 'reverted', error_message: `reverted at ${new Date().toISOString()}` })
+      .where('id', '=', id)
+      .execute();
+    await refreshRollups(trx, database.kind, dates);
+    return findImportById(trx, id);
+  });
+}
+
+/**
+ * Rows of import `id` that a later import replaced sit in history as owned by `id`. With `id`
+ * undone they stand for the row `id` had replaced (if any): copy that row's values over them.
+ */
+async function repointLaterHistory(trx: DB, kind: Database['kind'], id: number): Promise<void> {
+  if (kind === 'mysql') {
+    await sql`UPDATE sales_history h2 JOIN sales_history h1
+        ON h1.replaced_by_import_id = ${id} AND h1.order_id = h2.order_id AND h1.product_id = h2.product_id
+      SET h2.date = h1.date, h2.amount_sgd = h1.amount_sgd, h2.imported_file_id = h1.imported_file_id, h2.source_line = h1.source_line
+      WHERE h2.imported_file_id = ${id}`.execute(trx);
+    return;
+  }
+  await sql`UPDATE sales_history AS h2
+    SET date = h1.date, amount_sgd = h1.amount_sgd, imported_file_id = h1.imported_file_id, source_line = h1.source_line
+    FROM sales_history AS h1
+    WHERE h1.replaced_by_import_id = ${id} AND h1.order_id = h2.order_id AND h1.product_id = h2.product_id
+      AND h2.imported_file_id = ${id}`.execute(trx);
+}

@@ -1,0 +1,425 @@
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/connection.js';
+import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
+import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
+import { rebuildRollups } from '../src/metrics/rollups.js';
+import { countPeriods, periodsOf } from '../src/metrics/revenue.series.js';
+import { createTestDatabase, DIALECTS } from './support/databases.js';
+import { csv, orderId, useHarness } from './support/harness.js';
+
+describe('calendar', () => {
+  it('lists days by string arithmetic exactly as Date does, across months, leap years and centuries', () => {
+    for (const [start, n] of [['1999-12-25', 900], ['2024-02-27', 5], ['0000-12-30', 70], ['9999-12-01', 31], ['2100-02-27', 3]] as const) {
+      const first = toDayNumber(start);
+      const expected = Array.from({ length: n }, (_, i) => fromDayNumber(first + i));
+      expect(eachDay(start, expected.at(-1)!)).toEqual(expected);
+    }
+    expect(eachDay('2024-01-02', '2024-01-01')).toEqual([]);
+    expect([lastDayOfMonth('2024-02-10'), lastDayOfMonth('1900-02-10'), lastDayOfMonth('2000-02-01')]).toEqual([
+      '2024-02-29',
+      '1900-02-28',
+      '2000-02-29',
+    ]);
+    expect([addMonths('2024-11-01', 3), addMonths('2024-01-01', -1)]).toEqual(['2025-02-01', '2023-12-01']);
+  });
+
+  it('cuts periods: ISO weeks from Monday, quarters, and never past 9999-12-31', () => {
+    expect(periodStart('2024-01-01', 'week')).toBe('2024-01-01'); // a Monday
+    expect(periodStart('2024-01-07', 'week')).toBe('2024-01-01'); // a Sunday
+    expect(periodStart('2021-01-03', 'week')).toBe('2020-12-28');
+    expect(periodStart('2024-08-15', 'quarter')).toBe('2024-07-01');
+    expect(periodEnd('2024-10-01', 'quarter')).toBe('2024-12-31');
+    expect(periodEnd('9999-12-27', 'week')).toBe('9999-12-31');
+    expect(periodEnd('9999-01-01', 'year')).toBe('9999-12-31');
+    expect(periodsOf('9999-12-30', '9999-12-31', 'year')).toEqual([
+      { period: '9999-01-01', start: '9999-12-30', end: '9999-12-31', partial: true },
+    ]);
+    for (const g of ['day', 'week', 'month', 'quarter', 'year'] as const) {
+      for (const [s, e] of [['2023-12-31', '2024-01-01'], ['2020-02-29', '2024-11-03'], ['2024-05-06', '2024-05-06']]) {
+        expect(countPeriods(s!, e!, g), `${g} ${s}..${e}`).toBe(periodsOf(s!, e!, g).length);
+      }
+    }
+  });
+});
+
+describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) => {
+  const h = useHarness(kind);
+
+  async function load(rows: string[][]) {
+    h.writeCsv(`${orderId('file')}.csv`, csv(rows));
+    const res = await h.app.inject({ method: 'POST', url: '/api/import-sales/' });
+    expect(res.json().summary.failed, res.body).toBe(0);
+  }
+  async function get(url: string) {
+    const res = await h.app.inject({ url });
+    return { status: res.statusCode, body: res.json() };
+  }
+  const figures = (periods: Array<Record<string, unknown>>) =>
+    periods.map((p) => [p.period, p.start, p.end, p.partial, p.revenue, p.order_count, p.sale_count]);
+
+  describe('series', () => {
+    it('when weeks are asked, then they are ISO weeks labelled by their Monday, clipped, flagged and zero-filled', async () => {
+      const spanning = orderId();
+      await load([
+        // 2024-01-03 is a Wednesday; the order's two lines fall in the same week: one order.
+        ['2024-01-03', spanning, 'P-1', '10.00'],
+        ['2024-01-06', spanning, 'P-2', '5.00'],
+        ['2024-01-07', orderId(), 'P-1', '1.00'],
+        ['2024-01-22', orderId(), 'P-1', '-2.50'],
+      ]);
+      const { status, body } = await get('/api/metrics/revenue/series/?start=2024-01-03&end=2024-01-23&granularity=week');
+      expect(status).toBe(200);
+      expect(body).toMatchObject({ start: '2024-01-03', end: '2024-01-23', granularity: 'week', currency: 'SGD' });
+      expect(body.product_ids).toBeUndefined();
+      expect(figures(body.periods)).toEqual([
+        ['2024-01-01', '2024-01-03', '2024-01-07', true, '16.00', 2, 3],
+        ['2024-01-08', '2024-01-08', '2024-01-14', false, '0.00', 0, 0],
+        ['2024-01-15', '2024-01-15', '2024-01-21', false, '0.00', 0, 0],
+        ['2024-01-22', '2024-01-22', '2024-01-23', true, '-2.50', 1, 1],
+      ]);
+    });
+
+    it('when months, quarters and years are asked, then an order spanning periods counts once in each', async () => {
+      const o = orderId();
+      await load([
+        ['2023-12-31', o, 'P-1', '1.00'],
+        ['2024-01-01', o, 'P-2', '2.00'],
+        ['2024-01-15', o, 'P-3', '4.00'],
+        ['2024-04-01', orderId(), 'P-1', '8.00'],
+      ]);
+      const month = await get('/api/metrics/revenue/series?start=2023-12-15&end=2024-04-01&granularity=month');
+      expect(figures(month.body.periods)).toEqual([
+        ['2023-12-01', '2023-12-15', '2023-12-31', true, '1.00', 1, 1],
+        ['2024-01-01', '2024-01-01', '2024-01-31', false, '6.00', 1, 2],
+        ['2024-02-01', '2024-02-01', '2024-02-29', false, '0.00', 0, 0],
+        ['2024-03-01', '2024-03-01', '2024-03-31', false, '0.00', 0, 0],
+        ['2024-04-01', '2024-04-01', '2024-04-01', true, '8.00', 1, 1],
+      ]);
+      const quarter = await get('/api/metrics/revenue/series?start=2023-10-01&end=2024-06-30&granularity=quarter');
+      expect(figures(quarter.body.periods)).toEqual([
+        ['2023-10-01', '2023-10-01', '2023-12-31', false, '1.00', 1, 1],
+        ['2024-01-01', '2024-01-01', '2024-03-31', false, '6.00', 1, 2],
+        ['2024-04-01', '2024-04-01', '2024-06-30', false, '8.00', 1, 1],
+      ]);
+      const year = await get('/api/metrics/revenue/series?start=2023-12-31&end=2024-12-30&granularity=year');
+      expect(figures(year.body.periods)).toEqual([
+        ['2023-01-01', '2023-12-31', '2023-12-31', true, '1.00', 1, 1],
+        ['2024-01-01', '2024-01-01', '2024-12-30', true, '14.00', 2, 3],
+      ]);
+      const all = await get('/api/metrics/revenue?start=2023-12-31&end=2024-01-15');
+      expect(all.body).toMatchObject({ total_revenue: '7.00', order_count: 1, sale_count: 3 });
+    });
+
+    it('when no granularity or bounds are given, then it is daily between the first and last sale', async () => {
+      expect((await get('/api/metrics/revenue/series')).body).toEqual({
+        start: null,
+        end: null,
+        granularity: 'day',
+        currency: 'SGD',
+        periods: [],
+      });
+      await load([['2024-04-03', orderId(), 'P', '1.00'], ['2024-04-05', orderId(), 'P', '2.00']]);
+      const { body } = await get('/api/metrics/revenue/series');
+      expect(figures(body.periods)).toEqual([
+        ['2024-04-03', '2024-04-03', '2024-04-03', false, '1.00', 1, 1],
+        ['2024-04-04', '2024-04-04', '2024-04-04', false, '0.00', 0, 0],
+        ['2024-04-05', '2024-04-05', '2024-04-05', false, '2.00', 1, 1],
+      ]);
+    });
+  });
+
+  describe('product filter', () => {
+    it('when products are named, then totals and series count only their sales and each order once', async () => {
+      const both = orderId();
+      await load([
+        ['2024-02-01', both, 'P-1', '10.00'],
+        ['2024-02-01', both, 'P-2', '20.00'],
+        ['2024-02-02', both, 'P-3', '40.00'],
+        ['2024-02-02', orderId(), 'P-2', '1.00'],
+        ['2024-02-03', orderId(), 'P-3', '2.00'],
+      ]);
+      const one = await get('/api/metrics/revenue?start=2024-02-01&end=2024-02-03&product_id=P-2');
+      expect(one.body).toEqual({
+        start: '2024-02-01',
+        end: '2024-02-03',
+        currency: 'SGD',
+        total_revenue: '21.00',
+        order_count: 2,
+        sale_count: 2,
+        average_order_value: '10.50',
+        product_ids: ['P-2'],
+      });
+      const two = await get('/api/metrics/revenue?start=2024-02-01&end=2024-02-03&product_id=P-2&product_id=P-1&product_id=P-2');
+      expect(two.body).toMatchObject({ total_revenue: '31.00', order_count: 2, sale_count: 3, product_ids: ['P-1', 'P-2'] });
+      const three = await get('/api/metrics/revenue?product_id=P-1&product_id=P-2&product_id=P-3');
+      expect(three.body).toMatchObject({ total_revenue: '73.00', order_count: 3, sale_count: 5 });
+      const unknown = await get('/api/metrics/revenue?product_id=nope');
+      expect(unknown.body).toMatchObject({ total_revenue: '0.00', order_count: 0, average_order_value: null });
+
+      const series = await get('/api/metrics/revenue/series?start=2024-01-29&end=2024-02-04&granularity=week&product_id=P-1&product_id=P-3');
+      expect(series.body.product_ids).toEqual(['P-1', 'P-3']);
+      expect(figures(series.body.periods)).toEqual([['2024-01-29', '2024-01-29', '2024-02-04', false, '52.00', 2, 3]]);
+      const daily = await get('/api/metrics/revenue/series?start=2024-02-01&end=2024-02-02&product_id=P-1&product_id=P-2');
+      expect(figures(daily.body.periods)).toEqual([
+        ['2024-02-01', '2024-02-01', '2024-02-01', false, '30.00', 1, 2],
+        ['2024-02-02', '2024-02-02', '2024-02-02', false, '1.00', 1, 1],
+      ]);
+    });
+  });
+
+  describe('by product', () => {
+    it('when the top products are asked, then they rank by revenue or orders with shares of the total', async () => {
+      const o1 = orderId();
+      await load([
+        ['2024-03-01', o1, 'A', '50.00'],
+        ['2024-03-01', o1, 'B', '10.00'],
+        ['2024-03-02', orderId(), 'B', '10.00'],
+        ['2024-03-03', orderId(), 'B', '10.00'],
+        ['2024-03-31', orderId(), 'C', '20.00'],
+        ['2024-04-01', orderId(), 'D', '999.00'],
+      ]);
+      const { status, body } = await get('/api/metrics/revenue/by-product?start=2024-03-01&end=2024-03-31');
+      expect(status).toBe(200);
+      expect(body).toEqual({
+        start: '2024-03-01',
+        end: '2024-03-31',
+        currency: 'SGD',
+        order: 'revenue',
+        limit: 10,
+        total_revenue: '100.00',
+        products: [
+          { product_id: 'A', revenue: '50.00', share: '50.00', order_count: 1, sale_count: 1 },
+          { product_id: 'B', revenue: '30.00', share: '30.00', order_count: 3, sale_count: 3 },
+          { product_id: 'C', revenue: '20.00', share: '20.00', order_count: 1, sale_count: 1 },
+        ],
+      });
+      const byOrders = await get('/api/metrics/revenue/by-product?start=2024-03-01&end=2024-03-31&order=orders&limit=2');
+      expect(byOrders.body.products.map((p: { product_id: string }) => p.product_id)).toEqual(['B', 'A']);
+      const crossing = await get('/api/metrics/revenue/by-product?start=2024-03-02&end=2024-04-01&limit=1');
+      expect(crossing.body).toMatchObject({ total_revenue: '1039.00', products: [{ product_id: 'D', share: '96.15' }] });
+      const open = await get('/api/metrics/revenue/by-product');
+      expect(open.body).toMatchObject({ start: null, end: null, total_revenue: '1099.00' });
+      expect(open.body.products).toHaveLength(4);
+      const nothing = await get('/api/metrics/revenue/by-product?start=2020-01-01&end=2020-12-31');
+      expect(nothing.body).toMatchObject({ total_revenue: '0.00', products: [] });
+    });
+
+    it('when the total is zero, then shares are null', async () => {
+      await load([['2024-05-01', orderId(), 'A', '5.00'], ['2024-05-01', orderId(), 'B', '-5.00']]);
+      const { body } = await get('/api/metrics/revenue/by-product?start=2024-05-01&end=2024-05-01');
+      expect(body.products.map((p: { share: unknown }) => p.share)).toEqual([null, null]);
+    });
+  });
+
+  describe('compare=previous_period', () => {
+    it('when asked, then the previous equally long period comes with the change', async () => {
+      await load([
+        ['2024-01-30', orderId(), 'P', '100.00'],
+        ['2024-01-31', orderId(), 'P', '100.00'],
+        ['2024-02-01', orderId(), 'P', '250.00'],
+        ['2024-02-02', orderId(), 'P', '50.00'],
+        ['2024-02-02', orderId(), 'P', '0.01'],
+      ]);
+      const { status, body } = await get('/api/metrics/revenue?start=2024-02-01&end=2024-02-02&compare=previous_period');
+      expect(status).toBe(200);
+      expect(body).toEqual({
+        start: '2024-02-01',
+        end: '2024-02-02',
+        currency: 'SGD',
+        total_revenue: '300.01',
+        order_count: 3,
+        sale_count: 3,
+        average_order_value: '100.00',
+        compare: 'previous_period',
+        previous: {
+          start: '2024-01-30',
+          end: '2024-01-31',
+          total_revenue: '200.00',
+          order_count: 2,
+          sale_count: 2,
+          average_order_value: '100.00',
+        },
+        change: {
+          // 100.01 / 200.00 = 50.005 % → 50.01 (half away from zero)
+          total_revenue: { absolute: '100.01', percent: '50.01' },
+          order_count: { absolute: 1, percent: '50.00' },
+          sale_count: { absolute: 1, percent: '50.00' },
+          average_order_value: { absolute: '0.00', percent: '0.00' },
+        },
+      });
+    });
+
+    it('when the previous period had nothing, then percentages are null', async () => {
+      await load([['2024-02-01', orderId(), 'P', '10.00']]);
+      const { body } = await get('/api/metrics/revenue?start=2024-02-01&end=2024-02-29&compare=previous_period&product_id=P');
+      expect(body.previous).toMatchObject({ start: '2024-01-03', end: '2024-01-31', total_revenue: '0.00', average_order_value: null });
+      expect(body.change).toEqual({
+        total_revenue: { absolute: '10.00', percent: null },
+        order_count: { absolute: 1, percent: null },
+        sale_count: { absolute: 1, percent: null },
+        average_order_value: { absolute: null, percent: null },
+      });
+      expect(body.product_ids).toEqual(['P']);
+    });
+  });
+
+  describe('bad parameters', () => {
+    const long = 'x'.repeat(65);
+    const many = Array.from({ length: 101 }, (_, i) => `product_id=P${i}`).join('&');
+    const cases: Array<[string, string]> = [
+      ['/api/metrics/revenue/series?granularity=hour', 'granularity'],
+      ['/api/metrics/revenue/series?granularity=', 'granularity'],
+      ['/api/metrics/revenue/series?granularity=week&granularity=month', 'granularity'],
+      ['/api/metrics/revenue/series?start=2024-02-30', 'start'],
+      ['/api/metrics/revenue/series?start=2024-02-02&end=2024-02-01', 'start'],
+      ['/api/metrics/revenue/series?start=2000-01-01&end=2010-01-08', 'end'],
+      ['/api/metrics/revenue/series?start=1900-01-01&end=2010-01-08&granularity=month', 'end'],
+      ['/api/metrics/revenue/series?start=1900-01-01&end=1980-01-08&granularity=week', 'end'],
+      ['/api/metrics/revenue/series?product_id=', 'product_id'],
+      [`/api/metrics/revenue/series?product_id=${long}`, 'product_id'],
+      ['/api/metrics/revenue?product_id=', 'product_id'],
+      ['/api/metrics/revenue?product_id=%20P-1', 'product_id'],
+      [`/api/metrics/revenue?product_id=A&product_id=${long}`, 'product_id'],
+      [`/api/metrics/revenue?${many}`, 'product_id'],
+      ['/api/metrics/revenue?compare=previous', 'compare'],
+      ['/api/metrics/revenue?compare=previous_period', 'compare'],
+      ['/api/metrics/revenue?compare=previous_period&start=2024-01-01', 'compare'],
+      ['/api/metrics/revenue?compare=previous_period&start=0000-01-01&end=0000-01-02', 'compare'],
+      ['/api/metrics/revenue/by-product?limit=0', 'limit'],
+      ['/api/metrics/revenue/by-product?limit=501', 'limit'],
+      ['/api/metrics/revenue/by-product?limit=ten', 'limit'],
+      ['/api/metrics/revenue/by-product?limit=1.5', 'limit'],
+      ['/api/metrics/revenue/by-product?order=price', 'order'],
+      ['/api/metrics/revenue/by-product?start=2024-13-01', 'start'],
+      ['/api/metrics/revenue/by-product?start=2024-02-02&end=2024-02-01', 'start'],
+    ];
+    for (const [url, field] of cases) {
+      it(`when ${url.slice(0, 90)} is asked, then it answers 400 naming ${field}`, async () => {
+        const { status, body } = await get(url);
+        expect(status).toBe(400);
+        expect(body).toEqual({ error: 'invalid_parameter', message: expect.stringContaining(field), field });
+      });
+    }
+
+    it('when a coarse series spans many years, then it is answered up to the limits', async () => {
+      expect((await get('/api/metrics/revenue/series?start=1950-01-01&end=2049-12-31&granularity=year')).body.periods).toHaveLength(100);
+      expect((await get('/api/metrics/revenue/series?start=2024-01-01&end=2024-12-31&granularity=day')).body.periods).toHaveLength(366);
+    });
+  });
+
+  it('when /docs is asked, then the new endpoints and parameters are documented', async () => {
+    const { body } = await get('/docs/json');
+    const names = (path: string) => body.paths[path].get.parameters.map((p: { name: string }) => p.name);
+    expect(names('/api/metrics/revenue')).toEqual(['start', 'end', 'product_id', 'compare']);
+    expect(names('/api/metrics/revenue/series')).toEqual(['start', 'end', 'granularity', 'product_id']);
+    expect(names('/api/metrics/revenue/by-product')).toEqual(['start', 'end', 'limit', 'order']);
+    expect(names('/api/metrics/revenue/daily')).toEqual(['start', 'end']);
+    const granularity = body.paths['/api/metrics/revenue/series'].get.parameters.find((p: { name: string }) => p.name === 'granularity');
+    expect(granularity.schema.enum).toEqual(['day', 'week', 'month', 'quarter', 'year']);
+  });
+
+  it('when a replace moves a row to another date, then both dates and the spanning-order table follow', async () => {
+    const o = orderId();
+    await load([['2024-06-01', o, 'P-1', '1.00'], ['2024-06-10', o, 'P-2', '2.00']]);
+    expect((await get('/api/metrics/revenue?start=2024-06-01&end=2024-06-30')).body.order_count).toBe(1);
+    expect(await multiDay()).toEqual([`${o}|P-1|2024-06-01`, `${o}|P-2|2024-06-10`]);
+    // The second line moves to the first one's date: the order no longer spans dates.
+    await load([['2024-06-01', o, 'P-2', '3.00']]);
+    const daily = await get('/api/metrics/revenue/daily?start=2024-06-01&end=2024-06-10');
+    expect(daily.body.days[0]).toEqual({ date: '2024-06-01', revenue: '4.00', order_count: 1, sale_count: 2 });
+    expect(daily.body.days[9]).toEqual({ date: '2024-06-10', revenue: '0.00', order_count: 0, sale_count: 0 });
+    expect(await multiDay()).toEqual([]);
+    const month = await get('/api/metrics/revenue/series?start=2024-06-01&end=2024-06-30&granularity=month');
+    expect(figures(month.body.periods)).toEqual([['2024-06-01', '2024-06-01', '2024-06-30', false, '4.00', 1, 2]]);
+    // A new line on another date makes it span dates again.
+    await load([['2024-07-02', o, 'P-3', '5.00']]);
+    expect(await multiDay()).toHaveLength(3);
+    expect((await get('/api/metrics/revenue?start=2024-06-01&end=2024-07-31')).body).toMatchObject({ order_count: 1, sale_count: 3 });
+
+    // rebuildRollups recomputes the same tables from scratch.
+    const before = await snapshot();
+    await rebuildRollups(h.database.writer, kind);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  async function multiDay(): Promise<string[]> {
+    const { rows } = await sql<{ order_id: string; product_id: string; date: string }>`
+      SELECT order_id, product_id, date FROM revenue_multiday_lines ORDER BY order_id, product_id`.execute(h.database.db);
+    return rows.map((r) => `${r.order_id}|${r.product_id}|${r.date}`);
+  }
+
+  async function snapshot() {
+    const out: Record<string, unknown[]> = {};
+    for (const [table, order] of [
+      ['revenue_daily', 'date'],
+      ['revenue_daily_product', 'product_id, date'],
+      ['revenue_monthly_product', 'month, product_id'],
+      ['revenue_multiday_lines', 'order_id, product_id'],
+    ] as const) {
+      out[table] = (await sql`SELECT * FROM ${sql.table(table)} ORDER BY ${sql.raw(order)}`.execute(h.database.db)).rows;
+    }
+    return out;
+  }
+});
+
+describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
+  it('when sales exist before it runs, then it backfills the rollups from them, and down removes them', async () => {
+    const testDb = await createTestDatabase(kind);
+    const database = openDatabase(testDb.config);
+    try {
+      const migrator = createMigrator(database.writer);
+      const result = await migrator.migrateTo('2026-11-25T0100-sales-history');
+      expect(result.error).toBeUndefined();
+      const mysql = kind === 'mysql';
+      await sql`INSERT INTO imported_files (filename, sha256, size_bytes, imported_at, num_rows, status, errors, warnings, on_error)
+        VALUES ('old.csv', ${'a'.repeat(64)}, 1, '2024-01-01 00:00:00.000', 4, 'success', '[]', '[]', 'fail')`.execute(database.writer);
+      const money = (v: string) => (mysql ? v : Math.round(Number(v) * 100));
+      for (const [date, order, product, amount] of [
+        ['2024-01-01', 'A', 'P-1', '1.50'],
+        ['2024-01-02', 'A', 'P-2', '2.50'],
+        ['2024-01-02', 'B', 'P-1', '-0.25'],
+        ['2024-02-01', 'C', 'P-1', '10.00'],
+      ] as const) {
+        await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+          VALUES (${date}, ${order}, ${product}, ${money(amount)}, 1, 2)`.execute(database.writer);
+      }
+      expect(await migrateToLatest(database.writer)).toContain('2026-11-25T0200-revenue-rollups');
+      const { buildApp } = await import('../src/app.js');
+      const app = await buildApp({
+        config: { ...loadConfig({ SALES_DIR: process.cwd(), LOG_LEVEL: 'silent' }), database: testDb.config },
+        database,
+        logger: false,
+      });
+      expect((await app.inject({ url: '/api/metrics/revenue?start=2024-01-01&end=2024-01-31' })).json()).toMatchObject({
+        total_revenue: '3.75',
+        order_count: 2,
+        sale_count: 3,
+      });
+      const series = (await app.inject({ url: '/api/metrics/revenue/series?granularity=month' })).json();
+      expect(series.periods.map((p: { order_count: number }) => p.order_count)).toEqual([2, 1]);
+      const top = (await app.inject({ url: '/api/metrics/revenue/by-product' })).json();
+      expect(top.products.map((p: { product_id: string; revenue: string }) => [p.product_id, p.revenue])).toEqual([
+        ['P-1', '11.25'],
+        ['P-2', '2.50'],
+      ]);
+      const part = (await app.inject({ url: '/api/metrics/revenue/by-product?start=2024-01-02&end=2024-02-01' })).json();
+      expect(part.products.map((p: { product_id: string; revenue: string }) => [p.product_id, p.revenue])).toEqual([
+        ['P-1', '9.75'],
+        ['P-2', '2.50'],
+      ]);
+      await app.close();
+
+      const down = await migrator.migrateTo('2026-11-25T0100-sales-history');
+      expect(down.error).toBeUndefined();
+      const tables = (await database.db.introspection.getTables()).map((t) => t.name);
+      expect(tables).not.toContain('revenue_daily');
+      expect(tables).not.toContain('data_version');
+      expect(tables).toContain('sales');
+    } finally {
+      await database.close();
+      await testDb.drop();
+    }
+  });
+});
