@@ -8,6 +8,9 @@ import { Lifecycle } from './lifecycle.js';
 import type { Log } from './log.js';
 import { Telemetry } from './telemetry.js';
 
+/** How often a running server looks for imports whose importer died. */
+export const RECOVERY_SWEEP_MS = 15_000;
+
 export interface RunningServer {
   app: FastifyInstance;
   database: Database;
@@ -33,6 +36,12 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
     throw error;
   }
   const app = await buildApp({ config, database, telemetry, lifecycle });
+  // Another instance (or a CLI run) may die mid-import while this one runs: look again now and then.
+  const sweep = setInterval(() => {
+    recoverInterruptedImports(database, log).catch((error: unknown) => log.warn({ err: error }, 'interrupted-import sweep failed'));
+  }, RECOVERY_SWEEP_MS);
+  sweep.unref();
+  app.addHook('onClose', async () => clearInterval(sweep));
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

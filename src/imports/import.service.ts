@@ -486,28 +486,33 @@ async function loadRows(
   const changed = () =>
     new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
 
-  const sha = await streamRows(file.path, {
-    onHeader: (layout) => (tally.warnings = layout.warnings),
-    onErrors: (errors) => reject(errors),
-    onRows: async (rows) => {
-      if (signal?.aborted) throw new Interrupted();
-      const repeats = await writer.write(rows);
-      if (repeats.length > 0) reject(repeats);
-    },
-    onProgress: (bytesRead, rowsRead) => options.onProgress?.({ bytesRead, bytesTotal: file.size, rowsRead }),
-  });
-  if (signal?.aborted) throw new Interrupted();
-  if (sha !== file.sha256) throw changed();
-
-  if ((await writer.end()).needsReplay) {
-    const again = await streamRows(file.path, {
-      onHeader: () => {},
-      onErrors: () => {},
-      onRows: (rows) => writer.replay(rows),
+  try {
+    const sha = await streamRows(file.path, {
+      onHeader: (layout) => (tally.warnings = layout.warnings),
+      onErrors: (errors) => reject(errors),
+      onRows: async (rows) => {
+        if (signal?.aborted) throw new Interrupted();
+        const repeats = await writer.write(rows);
+        if (repeats.length > 0) reject(repeats);
+      },
+      onProgress: (bytesRead, rowsRead) => options.onProgress?.({ bytesRead, bytesTotal: file.size, rowsRead }),
     });
-    if (again !== file.sha256) throw changed();
-    const { errors, count } = await writer.reconcile(MAX_KEPT_ERRORS);
-    if (count > 0) reject(errors, count);
+    if (signal?.aborted) throw new Interrupted();
+    if (sha !== file.sha256) throw changed();
+
+    if ((await writer.end()).needsReplay) {
+      const again = await streamRows(file.path, {
+        onHeader: () => {},
+        onErrors: () => {},
+        onRows: (rows) => writer.replay(rows),
+      });
+      if (again !== file.sha256) throw changed();
+      const { errors, count } = await writer.reconcile(MAX_KEPT_ERRORS);
+      if (count > 0) reject(errors, count);
+    }
+  } catch (error) {
+    await writer.abort();
+    throw error;
   }
   tally.stored = writer.stored;
   await refreshRollups(trx, database.kind, writer.dates);

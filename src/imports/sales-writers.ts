@@ -26,6 +26,11 @@ export interface SalesWriter {
   replay(rows: SaleRow[]): Promise<void>;
   /** Settles the replayed rows: replacements written, repeats returned (the first `keep`, plus the count). */
   reconcile(keep: number): Promise<{ errors: RowError[]; count: number }>;
+  /**
+   * Settles anything still running after a failure, so the transaction can roll back (a LOAD DATA
+   * statement waiting for more rows would otherwise hold the connection forever).
+   */
+  abort(): Promise<void>;
   /** Rows stored (inserted or replacing) so far. */
   readonly stored: number;
   /** Every date whose rows changed, old dates of replaced rows included. */
@@ -125,6 +130,7 @@ class SqliteWriter implements SalesWriter {
   async end() {
     return { needsReplay: false };
   }
+  async abort(): Promise<void> {}
   async replay(): Promise<void> {}
   async reconcile() {
     return { errors: [], count: 0 };
@@ -148,6 +154,7 @@ abstract class MysqlWriter implements SalesWriter {
   ) {}
 
   abstract write(rows: SaleRow[]): Promise<RowError[]>;
+  async abort(): Promise<void> {}
   /** Stores the rows sent so far; resolves to how many were inserted. */
   protected abstract flushInserted(): Promise<number>;
 
@@ -293,6 +300,12 @@ class InfileLoad {
     }
   }
 
+  /** Ends the stream and waits for the statement, whatever its outcome. */
+  async settle(): Promise<void> {
+    this.stream.end();
+    await this.done.catch(() => {});
+  }
+
   /** Ends the stream; resolves to the rows the statement stored. */
   async finish(): Promise<number> {
     this.stream.end();
@@ -341,6 +354,11 @@ class MysqlLoadDataWriter extends MysqlWriter {
       text += `${r.line}\t${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\n`;
     }
     await this.staging.write(text);
+  }
+
+  override async abort(): Promise<void> {
+    await this.load?.settle();
+    await this.staging?.settle();
   }
 
   override async reconcile(keep: number) {
