@@ -6,6 +6,7 @@ import { openDatabase } from './db/connection.js';
 import { backupDatabase, defaultBackupPath } from './db/backup.js';
 import { migrateDown, migrateToLatest, schemaStatus } from './db/migrator.js';
 import { importFolder, recoverInterruptedImports, type FolderResult, type OnError } from './imports/import.service.js';
+import { progressReporter } from './imports/progress-reporter.js';
 import { createLogger } from './log.js';
 import { closeOnSignals, startServer } from './server.js';
 
@@ -112,7 +113,21 @@ async function runImport(config: Config, onError: OnError): Promise<number> {
   try {
     await migrateToLatest(database.writer);
     await recoverInterruptedImports(database, log);
-    const result = await importFolder(database, config.salesDir, { onError, log, mysqlLoadMethod: config.mysqlLoadMethod });
+    // Ctrl-C (or SIGTERM from cron's supervisor) rolls the running file back and records why.
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    const progress = progressReporter();
+    const result = await importFolder(database, config.salesDir, {
+      onError,
+      log,
+      signal: stop.signal,
+      onProgress: progress.report,
+      mysqlLoadMethod: config.mysqlLoadMethod,
+    }).finally(() => {
+      progress.finish();
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    });
     printResult(result);
     return result.summary.failed > 0 ? 1 : 0;
   } finally {

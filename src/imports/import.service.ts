@@ -40,7 +40,7 @@ export interface ImportOptions {
   /** Told about every file as it finishes (metrics). */
   onFileDone?: ((outcome: FileOutcome) => void) | undefined;
   /** Told as the file is read (async progress, CLI progress bar). */
-  onProgress?: ((progress: ImportProgress) => void) | undefined;
+  onProgress?: ((progress: ImportProgress & { filename: string }) => void) | undefined;
   /** Told the record's id as soon as the file is claimed (asynchronous imports answer with it). */
   onClaimed?: ((id: number) => void) | undefined;
   /** MySQL only: force a bulk path (tests, servers without local infile). Default `auto`. */
@@ -281,7 +281,7 @@ async function loadClaimed(
   running.set(id, { bytesRead: 0, bytesTotal: file.size, rowsRead: 0, startedAt: started });
   const trackProgress = (progress: ImportProgress) => {
     running.set(id, { ...progress, startedAt: started });
-    options.onProgress?.(progress);
+    options.onProgress?.({ ...progress, filename });
   };
 
   const tally: Tally = { stored: 0, rejectedRows: 0, errorCount: 0, errors: [], warnings: [] };
@@ -289,10 +289,7 @@ async function loadClaimed(
   let message: string | null = null;
   try {
     status = await conn.transaction().execute(async (trx) => {
-      await loadRows(database, trx, id, { path: file.filePath, sha256: file.sha256, size: file.size }, tally, {
-        ...options,
-        onProgress: trackProgress,
-      });
+      await loadRows(database, trx, id, { path: file.filePath, sha256: file.sha256, size: file.size }, tally, options, trackProgress);
       const rejected = tally.rejectedRows > 0;
       if (rejected && onError === 'fail') throw new Rejected();
       const final = rejected ? 'partial' : 'success';
@@ -469,6 +466,7 @@ async function loadRows(
   file: { path: string; sha256: string; size: number },
   tally: Tally,
   options: ImportOptions,
+  onProgress: (progress: ImportProgress) => void,
 ): Promise<void> {
   const { signal, log } = options;
   const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto');
@@ -495,7 +493,7 @@ async function loadRows(
         const repeats = await writer.write(rows);
         if (repeats.length > 0) reject(repeats);
       },
-      onProgress: (bytesRead, rowsRead) => options.onProgress?.({ bytesRead, bytesTotal: file.size, rowsRead }),
+      onProgress: (bytesRead, rowsRead) => onProgress({ bytesRead, bytesTotal: file.size, rowsRead }),
     });
     if (signal?.aborted) throw new Interrupted();
     if (sha !== file.sha256) throw changed();
