@@ -43,9 +43,9 @@ COPY static/ ./static/
 FROM node:22-bookworm-slim
 
 # tini as PID 1: forwards SIGTERM to node (which then closes the server and the database and
-# exits 0) and reaps zombies.
+# exits 0) and reaps zombies. mariadb-client gives `zinc backup` its dump tool on MySQL.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends tini mariadb-client \
  && rm -rf /var/lib/apt/lists/*
 
 ENV NODE_ENV=production
