@@ -513,7 +513,12 @@ async function loadRows(
     throw error;
   }
   tally.stored = writer.stored;
+  const rollupStarted = performance.now();
   await refreshRollups(trx, database.kind, writer.dates);
+  log.info(
+    { importId, rows: writer.stored, days: writer.dates.size, rollupMs: Math.round(performance.now() - rollupStarted) },
+    'rollups refreshed',
+  );
   trimErrors(tally);
 }
 
