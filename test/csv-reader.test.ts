@@ -1,6 +1,7 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
 import { CsvFormatError, CsvParser, MAX_RECORD_CHARS, readCsv, type CsvRecord } from '../src/imports/csv-reader.js';
+import { prng } from '../bench/sales-generator.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -415,17 +416,8 @@ describe('readCsv', () => {
 // Oracle: csv-parse
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a small deterministic PRNG so every run sees the same documents. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (the sales generator's), so every run sees the same documents. */
+const rng = prng;
 
 const ALPHABET = [',', '"', '\n', '\r\n', 'a', 'b', 'Z', '7', ' ', ' ', 'é', '€', '😀', '\u200f', 'שׁ', '.'];
 
