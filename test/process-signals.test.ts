@@ -13,6 +13,10 @@ import { createTestDatabase, DIALECTS, type TestDatabase } from './support/datab
 // Real processes, real signals: the built CLI (npm test builds it first) importing a file large
 // enough to be caught in the middle.
 const CLI = path.resolve('dist/src/cli.js');
+
+interface ImportRun {
+  files: Array<{ id: number; status: string; num_rows?: number; error_message: string | null }>;
+}
 const ROWS = 250_000;
 
 const work = mkdtempSync(path.join(tmpdir(), 'zinc-proc-'));
@@ -124,7 +128,7 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
         const after = await (await fetch(`http://127.0.0.1:${port}/api/imports/${record.id}`)).json();
         expect(after).toMatchObject({ status: 'failed', error_message: expect.stringMatching(/^interrupted/) });
 
-        const run = await (await fetch(`http://127.0.0.1:${port}/api/import-sales/`, { method: 'POST' })).json();
+        const run = (await (await fetch(`http://127.0.0.1:${port}/api/import-sales/`, { method: 'POST' })).json()) as ImportRun;
         expect(run.files[0]).toMatchObject({ id: record.id, status: 'success', num_rows: ROWS });
         const total = await (await fetch(`http://127.0.0.1:${port}/api/metrics/revenue/`)).json();
         expect(total).toMatchObject({ total_revenue: expectedTotal, sale_count: ROWS });
@@ -147,7 +151,7 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
         const server = startCli(['serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' });
         const exited = once(server, 'exit');
         await waitFor(async () => ((await fetch(`http://127.0.0.1:${port}/health/ready`)).ok ? true : undefined), 20_000, 'ready');
-        const request = fetch(`http://127.0.0.1:${port}/api/import-sales/`, { method: 'POST' }).then((r) => r.json());
+        const request = fetch(`http://127.0.0.1:${port}/api/import-sales/`, { method: 'POST' }).then((r) => r.json() as Promise<ImportRun>);
         const record = await waitFor(() => processingRecord(db), 20_000, 'a processing record');
         await new Promise((r) => setTimeout(r, 300));
         server.kill('SIGTERM');
