@@ -31,6 +31,7 @@ import { loadConfig, parseDatabaseUrl } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { importFile } from '../src/imports/import.service.js';
+import { rebuildRollups } from '../src/metrics/rollups.js';
 import { generateSalesCsv } from './sales-generator.js';
 
 const { values } = parseArgs({
@@ -61,7 +62,16 @@ async function serve(url: string): Promise<void> {
   const database = openDatabase(parseDatabaseUrl(url));
   await migrateToLatest(database.writer);
   // The service's own settings from the environment (CACHE_MAX_STALE_MS included), quiet.
-  const config = loadConfig({ ...process.env, DATABASE_URL: url, SALES_DIR: process.cwd(), HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent' });
+  // No rate limit: the load generator is one client asking as fast as it can.
+  const config = loadConfig({
+    ...process.env,
+    DATABASE_URL: url,
+    SALES_DIR: process.cwd(),
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT_MAX: '0',
+  });
   const app = await buildApp({ config, database, logger: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const fixed = Fastify({ logger: false });
@@ -106,15 +116,20 @@ function databaseUrl(kind: string, rows: number): string {
   return `${values['mysql-url']!.replace(/\/+$/, '')}/zinc_bench_metrics_${rows}`;
 }
 
+const reloaded = new Set<number>();
+
 /** Makes sure the database for `rows` holds exactly the generated rows, importing them if not. */
 async function ensureLoaded(kind: string, rows: number): Promise<string> {
   const url = databaseUrl(kind, rows);
+  // --fresh reloads each size once per run.
+  const fresh = values.fresh && !reloaded.has(rows);
+  reloaded.add(rows);
   if (kind === 'sqlite') {
     mkdirSync('data', { recursive: true });
-    if (values.fresh) for (const s of ['', '-wal', '-shm']) rmSync(`${url.slice('sqlite:'.length)}${s}`, { force: true });
+    if (fresh) for (const s of ['', '-wal', '-shm']) rmSync(`${url.slice('sqlite:'.length)}${s}`, { force: true });
   } else {
     const admin = await createConnection(values['mysql-url']!);
-    if (values.fresh) await admin.query(`DROP DATABASE IF EXISTS \`zinc_bench_metrics_${rows}\``);
+    if (fresh) await admin.query(`DROP DATABASE IF EXISTS \`zinc_bench_metrics_${rows}\``);
     await admin.query(`CREATE DATABASE IF NOT EXISTS \`zinc_bench_metrics_${rows}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
     await admin.end();
   }
@@ -143,6 +158,10 @@ async function ensureLoaded(kind: string, rows: number): Promise<string> {
         `  loaded ${rows.toLocaleString('en')} rows into ${redact(url)}: generated in ${generated.toFixed(1)} s, ` +
           `imported (rollups included) in ${seconds.toFixed(1)} s (${Math.round(rows / seconds).toLocaleString('en')} rows/s)`,
       );
+      // What the rollups cost by themselves: the same work again, from scratch.
+      started = performance.now();
+      await rebuildRollups(database.writer, database.kind);
+      console.log(`  rollups rebuilt from scratch in ${((performance.now() - started) / 1000).toFixed(1)} s (the import above includes building them)`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

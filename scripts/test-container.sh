@@ -32,6 +32,8 @@ MYSQL_HOST=${MYSQL_HOST:-127.0.0.1}
 MYSQL_PORT=${MYSQL_PORT:-3306}
 MYSQL_USER=${MYSQL_USER:-root}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-}
+# The image runs with NODE_ENV=production, so it serves only with a token (or ALLOW_ANONYMOUS=true).
+API_TOKEN_TEST=container-test-$$-${RANDOM}
 
 PASSED=0
 FAILED=0
@@ -114,7 +116,7 @@ run_pass() {
   CONTAINERS+=("$name")
   # Health-check scheduling needs systemd, which is absent: podman prints a harmless warning.
   if ! podman run -d --name "$name" --network host \
-    -e HOST=127.0.0.1 -e PORT="$port" -e LOG_LEVEL=warn \
+    -e HOST=127.0.0.1 -e PORT="$port" -e LOG_LEVEL=warn -e API_TOKEN="$API_TOKEN_TEST" \
     "${extra[@]}" "$@" "$IMAGE" >/dev/null 2> >(grep -v 'unable to get systemd connection' >&2); then
     fail "[$label] container starts"
     return
@@ -150,8 +152,16 @@ run_pass() {
     sed 's/^/      /' <<<"$out"
   fi
 
+  local unauthorized
+  unauthorized=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$base/api/metrics/revenue/" || true)
+  if [[ $unauthorized == 401 ]]; then
+    pass "[$label] GET /api/metrics/revenue/ without the token is 401"
+  else
+    fail "[$label] GET /api/metrics/revenue/ without the token is 401 (got ${unauthorized:-none})"
+  fi
+
   local body revenue
-  body=$(curl -fsS --max-time 5 "$base/api/metrics/revenue/" 2>&1 || true)
+  body=$(curl -fsS --max-time 5 -H "Authorization: Bearer $API_TOKEN_TEST" "$base/api/metrics/revenue/" 2>&1 || true)
   revenue=$(jq -r '.total_revenue // empty' <<<"$body" 2>/dev/null || true)
   if [[ -n $revenue && $revenue != 0.00 ]]; then
     pass "[$label] GET /api/metrics/revenue/ total_revenue=$revenue"
@@ -212,6 +222,15 @@ if [[ $hc_cfg == *"/health/live"* ]]; then
   pass "image has a HEALTHCHECK on /health/live"
 else
   fail "image has a HEALTHCHECK on /health/live (got: ${hc_cfg:-none}; built without --format docker?)"
+fi
+
+refusing="zinc-test-refuses-$$-${RANDOM}"
+CONTAINERS+=("$refusing")
+refused=$(timeout 60 podman run --name "$refusing" --network host -e HOST=127.0.0.1 -e PORT="$(free_port)" "$IMAGE" 2>&1 | grep -v -i systemd || true)
+if grep -q '^zinc: API_TOKEN must be set when NODE_ENV=production' <<<"$refused"; then
+  pass "without API_TOKEN the image refuses to serve: ${refused}"
+else
+  fail "without API_TOKEN the image refuses to serve (got: ${refused:0:300})"
 fi
 
 run_pass sqlite

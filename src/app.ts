@@ -5,13 +5,15 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/connection.js';
 import { registerAuth } from './http/auth.js';
-import { registerErrorHandler } from './http/error-handler.js';
+import { BODY_LIMIT_BYTES, registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerRequestLog } from './http/request-log.js';
+import { registerParameterBounds, registerSecurity, registerTimeouts, serverLimits } from './http/security.js';
 import { ErrorResponse } from './http/schemas.js';
 import { importRoutes } from './imports/imports.routes.js';
 import { prometheusRoutes } from './http/prometheus.routes.js';
 import { Lifecycle } from './lifecycle.js';
+import { LOG_REDACT } from './log.js';
 import { MetricsCache, registerCacheInvalidation } from './metrics/answer-cache.js';
 import { revenueRoutes } from './metrics/revenue.routes.js';
 import { readDataVersion } from './metrics/rollups.js';
@@ -20,7 +22,7 @@ import { Telemetry } from './telemetry.js';
 export interface AppOptions {
   config: Config;
   database: Database;
-  /** pino options, or false to stay quiet (tests). */
+  /** false to stay quiet (tests); pino options (a stream, say) to add to the default level and redaction. */
   logger?: boolean | object;
   telemetry?: Telemetry;
   lifecycle?: Lifecycle;
@@ -35,11 +37,16 @@ export async function buildApp({
   lifecycle = new Lifecycle(),
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: logger ?? {
-      level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
-    },
+    logger:
+      logger === false
+        ? false
+        : { level: config.logLevel, redact: LOG_REDACT, ...(typeof logger === 'object' ? logger : {}) },
     routerOptions: { ignoreTrailingSlash: true },
+    // The client address that rate limiting counts by: X-Forwarded-For only from trusted proxies.
+    trustProxy: typeof config.trustProxy === 'boolean' ? config.trustProxy : [...config.trustProxy],
+    // No route takes a JSON body; CSV uploads stream past this limit (MAX_UPLOAD_BYTES applies to them).
+    bodyLimit: BODY_LIMIT_BYTES,
+    ...serverLimits(config),
     // request-log.ts writes one line per request instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => crypto.randomUUID(),
@@ -49,7 +56,10 @@ export async function buildApp({
   app.addSchema(ErrorResponse);
   registerRequestLog(app, telemetry);
   registerErrorHandler(app);
-  registerAuth(app, config.apiToken);
+  registerTimeouts(app, config.requestTimeoutMs);
+  registerParameterBounds(app);
+  await registerSecurity(app, config);
+  registerAuth(app, { apiToken: config.apiToken, apiReadToken: config.apiReadToken });
   // Before any route: a request that changed sales makes this instance re-read the data version.
   const metricsCache = new MetricsCache(() => readDataVersion(database.db), config.cacheMaxStaleMs, {
     privateAnswers: config.apiToken !== undefined,
@@ -64,7 +74,15 @@ export async function buildApp({
         description: 'Sales CSV import and exact revenue metrics. Money is a decimal string with two fraction digits.',
       },
       components: config.apiToken
-        ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+        ? {
+            securitySchemes: {
+              bearer: {
+                type: 'http',
+                scheme: 'bearer',
+                description: 'API_TOKEN for everything; API_READ_TOKEN (when set) for GET of metrics and import records only',
+              },
+            },
+          }
         : {},
       security: config.apiToken ? [{ bearer: [] }] : [],
     },

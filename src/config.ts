@@ -1,4 +1,5 @@
 import { existsSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -24,6 +25,21 @@ export interface Config {
   readonly mysqlLoadMethod: 'auto' | 'load-data' | 'insert';
   /** How late this instance may notice another instance's import in cached metrics answers; 0: no answer cache. */
   readonly cacheMaxStaleMs: number;
+  /** Bearer token that may only read (GET metrics and import records); needs apiToken. */
+  readonly apiReadToken: string | undefined;
+  /** NODE_ENV=production: serving then needs API_TOKEN unless allowAnonymous. */
+  readonly production: boolean;
+  /** ALLOW_ANONYMOUS=true: serve without API_TOKEN even in production, on purpose. */
+  readonly allowAnonymous: boolean;
+  /** Requests one client (see trustProxy) may make per rateLimitWindowMs; 0: no rate limit. */
+  readonly rateLimitMax: number;
+  readonly rateLimitWindowMs: number;
+  /** Longest time to answer a request (imports and undo excepted) and longest silence on a connection; 0: none. */
+  readonly requestTimeoutMs: number;
+  /** Origins (`https://host[:port]`) whose pages may call the API from a browser; empty: CORS off. */
+  readonly corsOrigins: readonly string[];
+  /** Which proxies' X-Forwarded-For to believe for the client address: none, all, or these addresses/CIDRs. */
+  readonly trustProxy: boolean | readonly string[];
 }
 
 /** Start-up configuration is wrong; the message is one line naming the variable. */
@@ -63,6 +79,34 @@ const portSchema = z
   .regex(/^\d+$/, 'must be a whole number between 0 and 65535')
   .transform(Number)
   .refine((n) => n <= 65535, 'must be a whole number between 0 and 65535');
+
+const booleanSchema = z
+  .string()
+  .transform((v) => v.trim().toLowerCase())
+  .refine((v) => ['', 'true', 'false', '1', '0'].includes(v), 'must be true or false')
+  .transform((v) => v === 'true' || v === '1');
+
+/** setTimeout's limit: a longer timer would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `scheme://host[:port]` and nothing else (no path, no trailing slash). */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
+/** An address, a CIDR, or one of proxy-addr's names for address ranges. */
+function isProxyAddress(value: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(value)) return true;
+  const [address = '', bits, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+}
 
 const optionalSecret = z
   .string()
@@ -113,6 +157,53 @@ const envSchema = z.object({
     .regex(/^\d+$/, 'must be a whole number of milliseconds (0 disables the cache)')
     .transform(Number)
     .default(1000),
+  API_READ_TOKEN: optionalSecret,
+  NODE_ENV: z.string().optional(),
+  ALLOW_ANONYMOUS: booleanSchema.default(false),
+  RATE_LIMIT_MAX: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number of requests (0 disables rate limiting)')
+    .transform(Number)
+    .default(1200),
+  RATE_LIMIT_WINDOW_MS: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
+    .transform(Number)
+    .default(60_000),
+  REQUEST_TIMEOUT_MS: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number of milliseconds (0 disables the timeout)')
+    .transform(Number)
+    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
+    .default(30_000),
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const origins = value.split(',').map((o) => o.trim()).filter((o) => o !== '');
+      for (const origin of origins) {
+        if (!isOrigin(origin)) {
+          ctx.addIssue({ code: 'custom', message: `must list origins like https://app.example.com, separated by commas; "${origin}" is not one` });
+          return z.NEVER;
+        }
+      }
+      return origins;
+    }),
+  TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform((value, ctx) => {
+      const v = value.trim().toLowerCase();
+      if (v === '' || v === 'false') return false;
+      if (v === 'true') return true;
+      const addresses = v.split(',').map((a) => a.trim()).filter((a) => a !== '');
+      if (addresses.length > 0 && addresses.every(isProxyAddress)) return addresses;
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must be false, true, or the proxies\' addresses or CIDRs (or loopback, linklocal, uniquelocal) separated by commas',
+      });
+      return z.NEVER;
+    }),
 });
 
 /**
@@ -129,6 +220,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`${name} ${issue.message}${got}`);
   }
   const e = result.data;
+  if (e.API_READ_TOKEN !== undefined && e.API_TOKEN === undefined) {
+    throw new ConfigError('API_READ_TOKEN needs API_TOKEN: without API_TOKEN the API is open to everyone anyway');
+  }
+  if (e.API_READ_TOKEN !== undefined && e.API_READ_TOKEN === e.API_TOKEN) {
+    throw new ConfigError('API_READ_TOKEN must differ from API_TOKEN');
+  }
   return Object.freeze({
     database: Object.freeze(e.DATABASE_URL),
     salesDir: e.SALES_DIR,
@@ -141,7 +238,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     mysqlLoadMethod: e.MYSQL_LOAD_METHOD,
     cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
+    apiReadToken: e.API_READ_TOKEN,
+    production: e.NODE_ENV === 'production',
+    allowAnonymous: e.ALLOW_ANONYMOUS,
+    rateLimitMax: e.RATE_LIMIT_MAX,
+    rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    corsOrigins: Object.freeze(e.CORS_ORIGINS),
+    trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze(e.TRUST_PROXY) : e.TRUST_PROXY,
   });
+}
+
+/**
+ * A server in production must not serve the API to anyone by accident: it needs API_TOKEN, or
+ * ALLOW_ANONYMOUS=true saying that an open API is meant. (The CLI's import, migrate and backup
+ * serve nothing, so they do not ask.)
+ */
+export function assertServable(config: Config): void {
+  if (config.production && config.apiToken === undefined && !config.allowAnonymous) {
+    throw new ConfigError(
+      'API_TOKEN must be set when NODE_ENV=production (or set ALLOW_ANONYMOUS=true to serve the API without a token on purpose)',
+    );
+  }
 }
 
 /** Hides a password in a URL so it can be printed. */

@@ -9,10 +9,23 @@ export interface Log {
   error: LogFn;
 }
 
+/** What pino blanks out of every log line: the Authorization header and any token-bearing field. */
+export const LOG_REDACT = {
+  paths: [
+    'req.headers.authorization',
+    'headers.authorization',
+    '*.headers.authorization',
+    'apiToken',
+    '*.apiToken',
+    'apiReadToken',
+    '*.apiReadToken',
+    'metricsToken',
+    '*.metricsToken',
+  ],
+  censor: '[redacted]',
+};
+
 /** The process logger for the CLI and the server: JSON lines on stdout, secrets redacted. */
 export function createLogger(level: string) {
-  return pino({
-    level,
-    redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.apiToken', 'apiToken'], censor: '[redacted]' },
-  });
+  return pino({ level, redact: LOG_REDACT });
 }

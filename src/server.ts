@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import type { Config } from './config.js';
+import { assertServable, type Config } from './config.js';
 import { openDatabase, type Database } from './db/connection.js';
 import { migrateToLatest } from './db/migrator.js';
 import { recoverInterruptedImports } from './imports/import.service.js';
@@ -24,6 +24,7 @@ export interface RunningServer {
  * build), marks imports a crash left behind as failed, and listens. Never imports by itself.
  */
 export async function startServer(config: Config, log: Log): Promise<RunningServer> {
+  assertServable(config);
   const telemetry = new Telemetry();
   const lifecycle = new Lifecycle();
   const database = openDatabase(config.database, { onQueryError: () => telemetry.dbErrors.inc() });

@@ -21,6 +21,14 @@ function configFor(url: string): Config {
     mysqlLoadMethod: 'auto',
     maxUploadBytes: 2 ** 30,
     cacheMaxStaleMs: 1000,
+    apiReadToken: undefined,
+    production: false,
+    allowAnonymous: false,
+    rateLimitMax: 0,
+    rateLimitWindowMs: 60_000,
+    requestTimeoutMs: 30_000,
+    corsOrigins: [],
+    trustProxy: false,
   };
 }
 

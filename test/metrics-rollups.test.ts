@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/connection.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
 import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
-import { rebuildRollups } from '../src/metrics/rollups.js';
+import { rebuildRollups, rollupTuning } from '../src/metrics/rollups.js';
 import { countPeriods, periodsOf } from '../src/metrics/revenue.series.js';
 import { createTestDatabase, DIALECTS } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
@@ -344,6 +344,32 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
     expect(await snapshot()).toEqual(before);
   });
 
+  it('when an undo removes the middle date of an order spanning three, then it still spans two and counts once', async () => {
+    rollupTuning.wholeTableShare = Infinity; // the order-by-order way (the other recomputes all)
+    onTestFinished(() => {
+      rollupTuning.wholeTableShare = 0.25;
+    });
+    const o = orderId();
+    await load([['2024-08-01', o, 'P-1', '1.00'], ['2024-08-20', o, 'P-3', '3.00'], ['2024-08-02', orderId(), 'P-9', '9.00']]);
+    h.writeCsv(`${orderId('file')}.csv`, csv([['2024-08-10', o, 'P-2', '2.00']]));
+    const second = await h.app.inject({ method: 'POST', url: '/api/import-sales' });
+    const id = (second.json().files as Array<{ id: number; status: string }>).find((f) => f.status === 'success')!.id;
+    expect((await get('/api/metrics/revenue?start=2024-08-01&end=2024-08-31')).body).toMatchObject({ order_count: 2, sale_count: 4 });
+    const undo = await h.app.inject({ method: 'DELETE', url: `/api/imports/${id}` });
+    expect(undo.statusCode, undo.body).toBe(200);
+    expect((await get('/api/metrics/revenue?start=2024-08-01&end=2024-08-31')).body).toMatchObject({
+      total_revenue: '13.00',
+      order_count: 2,
+      sale_count: 3,
+    });
+    const weeks = await get('/api/metrics/revenue/series?start=2024-07-29&end=2024-08-25&granularity=month');
+    expect(figures(weeks.body.periods)).toEqual([
+      ['2024-07-01', '2024-07-29', '2024-07-31', true, '0.00', 0, 0],
+      ['2024-08-01', '2024-08-01', '2024-08-25', true, '13.00', 2, 3],
+    ]);
+    expect(await multiDay()).toEqual([`${o}|P-1|2024-08-01`, `${o}|P-3|2024-08-20`]);
+  });
+
   async function multiDay(): Promise<string[]> {
     const { rows } = await sql<{ order_id: string; product_id: string; date: string }>`
       SELECT order_id, product_id, date FROM revenue_multiday_lines ORDER BY order_id, product_id`.execute(h.database.db);
@@ -356,7 +382,10 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       ['revenue_daily', 'date'],
       ['revenue_daily_product', 'product_id, date'],
       ['revenue_monthly_product', 'month, product_id'],
+      ['revenue_product_mtd', 'product_id, date'],
+      ['revenue_product_cum', 'product_id, month'],
       ['revenue_multiday_lines', 'order_id, product_id'],
+      ['revenue_multiday_days', 'order_id, date'],
     ] as const) {
       out[table] = (await sql`SELECT * FROM ${sql.table(table)} ORDER BY ${sql.raw(order)}`.execute(h.database.db)).rows;
     }

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, MysqlDialect, SqliteDialect, type LogEvent } from 'kysely';
+import { Kysely, MysqlDialect, SqliteDialect, type Driver, type LogEvent } from 'kysely';
 import { createPool, type PoolOptions } from 'mysql2';
 import type { DatabaseConfig } from '../config.js';
 import { infileStreamFactory } from './infile.js';
@@ -48,6 +48,26 @@ export interface OpenOptions {
   onQueryError?: (error: unknown) => void;
 }
 
+/**
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM):
+ * Kysely's ROLLBACK then fails with "no transaction is active" and that error would replace the
+ * real one (a full disk would read as a bug). Roll back only what is still open.
+ */
+class SqliteDialectKeepingErrors extends SqliteDialect {
+  constructor(private readonly handle: SqliteDatabase.Database) {
+    super({ database: handle });
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    const rollback = driver.rollbackTransaction.bind(driver);
+    driver.rollbackTransaction = async (connection) => {
+      if (this.handle.inTransaction) await rollback(connection);
+    };
+    return driver;
+  }
+}
+
 /** Opens the database named by the configuration (creating the SQLite file and folder if needed). */
 export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}): Database {
   const log = options.onQueryError
@@ -75,9 +95,9 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
     return conn;
   };
   const writerHandle = open();
-  const writer = new Kysely<Tables>({ dialect: new SqliteDialect({ database: writerHandle }), log });
+  const writer = new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(writerHandle), log });
   const db =
-    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialect({ database: open() }), log });
+    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open()), log });
   return {
     kind: 'sqlite',
     db,

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { AppError, isDatabaseUnavailable } from './errors.js';
+import { AppError, isDatabaseNotWritable, isDatabaseUnavailable } from './errors.js';
 
 interface ValidationIssue {
   keyword: string;
@@ -28,6 +28,9 @@ function describeValidation(issue: ValidationIssue, context: string | undefined)
   return { field, message };
 }
 
+/** Largest request body Fastify parses itself (JSON, text); CSV uploads stream and have MAX_UPLOAD_BYTES instead. */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
 /** The one place where errors become responses: JSON bodies, stable codes, 5xx details hidden. */
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -41,6 +44,26 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error.validation && error.validation.length > 0) {
       const { field, message } = describeValidation(error.validation[0] as ValidationIssue, error.validationContext);
       return reply.status(400).send({ error: 'invalid_parameter', message, field });
+    }
+    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+      request.log.warn({ err: error }, 'request timed out');
+      return reply.status(503).header('retry-after', '2').send({
+        error: 'timeout',
+        message: 'no answer within the request timeout (REQUEST_TIMEOUT_MS); try again shortly or ask for less',
+      });
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.status(413).send({ error: 'payload_too_large', message: `the request body is larger than ${BODY_LIMIT_BYTES} bytes` });
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.status(415).send({ error: 'unsupported_media_type', message: error.message });
+    }
+    if (isDatabaseNotWritable(error)) {
+      request.log.error({ err: error }, 'database not writable');
+      return reply.status(503).header('retry-after', '30').send({
+        error: 'database_not_writable',
+        message: 'the database cannot be written (read-only or out of space); nothing was changed, and reads still work',
+      });
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, 'database unavailable');

@@ -51,3 +51,20 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (e.fatal === true) return true;
   return /closed state|Pool is closed|connect ETIMEDOUT/i.test(e.message ?? '');
 }
+
+const NOT_WRITABLE_CODES = new Set([
+  'SQLITE_READONLY',
+  'SQLITE_READONLY_DBMOVED',
+  'SQLITE_READONLY_DIRECTORY',
+  'SQLITE_FULL',
+  'ER_DISK_FULL',
+  'ER_RECORD_FILE_FULL',
+  'ER_OPTION_PREVENTS_STATEMENT', // read_only / super_read_only server
+  'ER_READ_ONLY_MODE',
+]);
+
+/** True for errors that mean "the database answers but cannot be written": read-only, disk full. */
+export function isDatabaseNotWritable(error: unknown): boolean {
+  const e = error as { code?: string } | null;
+  return !!e && typeof e === 'object' && typeof e.code === 'string' && NOT_WRITABLE_CODES.has(e.code);
+}

@@ -17,6 +17,13 @@ import type { Database, DB } from '../db/connection.js';
 /** This process's owner tag, written into the records it imports. */
 export const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 
+/**
+ * Files (by sha256) this process is importing or has queued right now. A record owned by this
+ * process but absent here was left behind by an import that failed without being able to write
+ * its outcome (the database went away mid-file), so it is abandoned too.
+ */
+export const activeHere = new Set<string>();
+
 function lockName(sha256: string): string {
   return `zinc:import:${sha256.slice(0, 48)}`;
 }
@@ -68,12 +75,13 @@ export async function isAbandoned(
   record: { sha256: string; owner: string | null },
 ): Promise<boolean> {
   if (kind === 'mysql') {
-    if (record.owner === OWNER) return false;
+    if (record.owner === OWNER && activeHere.has(record.sha256)) return false;
     const { rows } = await sql<{ file: number | null; owner: number | null }>`
       SELECT IS_FREE_LOCK(${lockName(record.sha256)}) AS file, IS_FREE_LOCK(${ownerLockName(record.owner ?? '')}) AS owner`.execute(db);
-    return Number(rows[0]?.file) === 1 && Number(rows[0]?.owner) === 1;
+    return Number(rows[0]?.file) === 1 && (record.owner === OWNER || Number(rows[0]?.owner) === 1);
   }
-  if (record.owner === null || record.owner === OWNER) return record.owner === null;
+  if (record.owner === null) return true;
+  if (record.owner === OWNER) return !activeHere.has(record.sha256);
   const [host, pidText] = record.owner.split(':');
   if (host !== hostname()) return false; // another machine's process: cannot tell, so leave it
   const pid = Number(pidText);

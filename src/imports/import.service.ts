@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { Log } from '../log.js';
 import type { Database, DB } from '../db/connection.js';
 import type { ImportStatus } from '../db/tables.js';
 import { CsvFormatError, readCsv } from './csv-reader.js';
-import { acquireLease, holdOwnerLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
+import { acquireLease, activeHere, holdOwnerLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
 import {
   findImportById,
   findImportBySha,
@@ -17,6 +16,7 @@ import {
   type ImportRecord,
 } from './imports.repository.js';
 import { readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
+import { listSalesFiles, openSalesFile, refusedOutcome, withSalesFile, type OpenedSalesFile } from './sales-folder.js';
 import { refreshRollups } from '../metrics/rollups.js';
 import { createSalesWriter, type MysqlLoadMethod } from './sales-writers.js';
 
@@ -62,15 +62,6 @@ function serialized<T>(database: Database, task: () => Promise<T>): Promise<T> {
   return next;
 }
 
-/** Lists the `*.csv` files directly in `dir`, in name order. */
-export async function listCsvFiles(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.csv'))
-    .map((e) => e.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
 /** Imports every new `*.csv` in `dir`, one file at a time, in name order. */
 export async function importFolder(
   database: Database,
@@ -79,9 +70,9 @@ export async function importFolder(
 ): Promise<FolderResult> {
   return serialized(database, async () => {
     const files: FileOutcome[] = [];
-    for (const name of await listCsvFiles(dir)) {
+    for (const file of await listSalesFiles(dir)) {
       if (options.signal?.aborted) break;
-      const outcome = await importOneFile(database, path.join(dir, name), name, options);
+      const outcome = await withSalesFile(file, options, (filePath) => importOneFile(database, filePath, file.name, options));
       options.onFileDone?.(outcome);
       files.push(outcome);
     }
@@ -187,12 +178,14 @@ async function importOneFile(
       const holder = existing ?? (await findImportBySha(conn, file.sha256));
       return skipped(holder!, filename, `being imported by another process (import ${holder?.id ?? '?'})`);
     }
+    activeHere.add(file.sha256);
     try {
       const claimed = await claim(database, conn, { ...file, onError: options.onError });
       if ('skip' in claimed) return claimed.skip;
       options.onClaimed?.(claimed.id);
       return await loadClaimed(database, conn, claimed.id, file, options);
     } finally {
+      activeHere.delete(file.sha256);
       await releaseLease(database.kind, conn, file.sha256).catch(() => {});
     }
   });
@@ -211,15 +204,25 @@ export function startFolderImport(
   return new Promise((resolveStarted, rejectStarted) => {
     const done = serialized(database, async () => {
       const releaseOwner = await holdOwnerLease(database);
+      const opened: OpenedSalesFile[] = [];
       try {
         const files: FileOutcome[] = [];
         const queue: Array<{ file: PreparedFile; id: number }> = [];
         try {
-          for (const name of await listCsvFiles(dir)) {
-            const file = await prepare(path.join(dir, name), name);
+          for (const entry of await listSalesFiles(dir)) {
+            const safe = await openSalesFile(entry);
+            if ('refused' in safe) {
+              files.push(refusedOutcome(entry.name, safe.refused, options.onError, options.log));
+              continue;
+            }
+            opened.push(safe);
+            const file = await prepare(safe.path, entry.name);
+            activeHere.add(file.sha256);
             const claimed = await claim(database, database.writer, { ...file, onError: options.onError });
-            if ('skip' in claimed) files.push(claimed.skip);
-            else queue.push({ file, id: claimed.id });
+            if ('skip' in claimed) {
+              activeHere.delete(file.sha256);
+              files.push(claimed.skip);
+            } else queue.push({ file, id: claimed.id });
           }
         } catch (error) {
           rejectStarted(error);
@@ -227,20 +230,26 @@ export function startFolderImport(
         }
         const queued = await Promise.all(queue.map(({ id }) => findImportById(database.db, id)));
         resolveStarted({ started: [...files], queued: queued.filter((r) => r !== undefined), done });
-        for (const { file, id } of queue) {
-          const outcome = await database.writer.connection().execute(async (conn) => {
-            await acquireLease(database.kind, conn, file.sha256);
-            try {
-              return await loadClaimed(database, conn, id, file, options);
-            } finally {
-              await releaseLease(database.kind, conn, file.sha256).catch(() => {});
-            }
-          });
-          options.onFileDone?.(outcome);
-          files.push(outcome);
+        try {
+          for (const { file, id } of queue) {
+            const outcome = await database.writer.connection().execute(async (conn) => {
+              await acquireLease(database.kind, conn, file.sha256);
+              try {
+                return await loadClaimed(database, conn, id, file, options);
+              } finally {
+                activeHere.delete(file.sha256);
+                await releaseLease(database.kind, conn, file.sha256).catch(() => {});
+              }
+            });
+            options.onFileDone?.(outcome);
+            files.push(outcome);
+          }
+        } finally {
+          for (const { file } of queue) activeHere.delete(file.sha256);
         }
         return { files, summary: summarize(files) };
       } finally {
+        for (const file of opened) await file.close();
         await releaseOwner();
       }
     });

@@ -294,10 +294,14 @@ class InfileLoad {
 
   async write(text: string): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.stream.write(text)) {
-      await Promise.race([once(this.stream, 'drain'), this.done.then(() => undefined)]);
-      if (this.failure) throw this.failure;
+    try {
+      if (!this.stream.write(text)) await Promise.race([once(this.stream, 'drain'), this.done.then(() => undefined)]);
+    } catch (error) {
+      // A stream error here is the statement failing (the connection went away): report that.
+      await this.done.catch(() => {});
+      throw this.failure ?? error;
     }
+    if (this.failure) throw this.failure;
   }
 
   /** Ends the stream and waits for the statement, whatever its outcome. */

@@ -13,13 +13,25 @@ import type { FastifyInstance } from 'fastify';
  * - a request that may have changed sales in this process (any non-GET request, and every
  *   /api/import-sales run) calls `invalidate()` before its response is sent, so the instance
  *   that changed the data sees the new version at once (see registerCacheInvalidation in app.ts);
- * - code that changes sales outside HTTP in a serving process should call `invalidate()` itself.
+ * - code that commits a change to sales in this process outside a request (background imports)
+ *   calls `noteSalesCommitted()` once committed: every DataVersion of the process re-reads.
  *
  * With maxStaleMs = 0 answers are not cached and the version is read on every request (it still
  * gives the ETag).
  */
+let committed = 0;
+
+/**
+ * Call after committing a change to `sales` (import, replace, undo) in this process: every
+ * DataVersion re-reads the version on its next use, so this instance serves the new data at once.
+ */
+export function noteSalesCommitted(): void {
+  committed++;
+}
+
 export class DataVersion {
   private value: string | undefined;
+  private committedSeen = committed;
   private checkedAt = -Infinity;
   private generation = 0;
   private pending: Promise<string> | undefined;
@@ -32,6 +44,10 @@ export class DataVersion {
 
   /** The data version, read from the database when the one known is older than maxStaleMs. */
   current(): Promise<string> {
+    if (this.committedSeen !== committed) {
+      this.committedSeen = committed;
+      this.invalidate();
+    }
     if (this.value !== undefined && this.now() - this.checkedAt < this.maxStaleMs) return Promise.resolve(this.value);
     return this.refresh();
   }
@@ -68,7 +84,7 @@ export class DataVersion {
 }
 
 interface Entry {
-  body: string;
+  body: Buffer;
   bytes: number;
 }
 
@@ -79,7 +95,7 @@ interface Entry {
 export class AnswerCache {
   private version: string | undefined;
   private readonly entries = new Map<string, Entry>();
-  private readonly computing = new Map<string, Promise<string>>();
+  private readonly computing = new Map<string, Promise<Buffer>>();
   private bytes = 0;
   hits = 0;
   misses = 0;
@@ -89,9 +105,9 @@ export class AnswerCache {
     private readonly maxBytes = 64 * 1024 * 1024,
   ) {}
 
-  /** The cached body of `key` at `version`, or the one `compute` gives (then cached). */
-  async get(version: string, key: string, compute: () => Promise<string>): Promise<string> {
-    if (!this.enabled) return compute();
+  /** The cached body of `key` at `version`, or the one `compute` gives (then cached), as UTF-8 bytes. */
+  async get(version: string, key: string, compute: () => Promise<string>): Promise<Buffer> {
+    if (!this.enabled) return Buffer.from(await compute());
     if (version !== this.version) {
       this.version = version;
       this.entries.clear();
@@ -110,7 +126,8 @@ export class AnswerCache {
     if (running) return running;
     this.misses++;
     const promise = compute().then(
-      (body) => {
+      (text) => {
+        const body = Buffer.from(text);
         if (this.computing.get(key) === promise) this.computing.delete(key);
         if (this.version === version) this.store(key, body);
         return body;
@@ -128,8 +145,8 @@ export class AnswerCache {
     return this.entries.size;
   }
 
-  private store(key: string, body: string): void {
-    const bytes = body.length * 2 + key.length * 2 + 64;
+  private store(key: string, body: Buffer): void {
+    const bytes = body.length + key.length * 2 + 64;
     if (bytes > this.maxBytes / 4) return;
     const previous = this.entries.get(key);
     if (previous) {

@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { centsFromDb } from '../money.js';
-import { addDays, addMonths, lastDayOfMonth } from './calendar.js';
+import { addDays, addMonths, periodStart, type Granularity } from './calendar.js';
 import type { RollupDB, RollupTables } from './rollups.js';
 
 /**
@@ -10,9 +10,9 @@ import type { RollupDB, RollupTables } from './rollups.js';
  *
  * - revenue and sale counts add up across days and products;
  * - distinct orders per day add up across days except for orders whose lines carry several
- *   dates; those are all in revenue_multiday_lines, and each one counted k times in a range
- *   (k dates in it) is counted k-1 times too many: sum − (distinct (order, date) pairs − distinct
- *   orders) over that small table;
+ *   dates; those are all in the small side tables revenue_multiday_lines / _days, and an order
+ *   on k days of a range is counted k − 1 times too many: exactly its (order, date) pairs in the
+ *   range whose previous date (prev_date) is in the range too, so sum − COUNT of those;
  * - for one product, orders = sale rows: (order_id, product_id) is unique in sales, so an order
  *   has at most one line of a product;
  * - for several products an order may have lines of more than one of them on the same day, so
@@ -67,9 +67,8 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
     const row = (
       await sql<{ revenue: Num; sales: Num; orders: Num; overlap: Num }>`
         SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales, SUM(order_count) AS orders,
-          (SELECT COUNT(*) - COUNT(DISTINCT order_id) FROM
-            (SELECT DISTINCT order_id, date FROM revenue_multiday_lines WHERE ${inRange('date', filter)}) pairs
-          ) AS overlap
+          (SELECT COUNT(*) FROM revenue_multiday_days WHERE ${inRange('date', filter)}
+            AND ${filter.start ? sql`prev_date >= ${filter.start}` : sql`prev_date IS NOT NULL`}) AS overlap
         FROM revenue_daily WHERE ${inRange('date', filter)}`.execute(db)
     ).rows[0]!;
     return {
@@ -139,21 +138,38 @@ export async function revenueByDay(database: Database, filter: RevenueFilter): P
 }
 
 /**
- * The distinct (order, date) pairs of orders whose lines carry several dates, in the range (and
- * for the products): what a sum of daily distinct counts over several days must be corrected by.
- * Always empty for a single product (one line per order and product).
+ * The over-count of summing daily distinct orders over the periods of a series: one date per
+ * (order, date) pair whose order also has an earlier date in the same period. An order on k days
+ * of a period thus takes k − 1 off that period's sum. Empty for days, and for one product (one
+ * line per order and product).
  */
-export async function multiDateOrderDays(
+export async function seriesOverCount(
   database: Database,
-  filter: RevenueFilter,
-): Promise<Array<{ orderId: string; date: string }>> {
+  filter: RevenueFilter & { start: string; end: string },
+  granularity: Granularity,
+): Promise<string[]> {
   const ids = filter.productIds ?? [];
-  if (ids.length === 1) return [];
-  const productFilter = ids.length === 0 ? sql`1 = 1` : products('product_id', ids);
+  if (granularity === 'day' || ids.length === 1) return [];
+  const db = rollups(database);
+  if (ids.length === 0) {
+    const { rows } = await sql<{ date: string; prev_date: string }>`
+      SELECT date, prev_date FROM revenue_multiday_days
+      WHERE ${inRange('date', filter)} AND prev_date >= ${filter.start}`.execute(db);
+    return rows.filter((r) => r.prev_date >= periodStart(r.date, granularity)).map((r) => r.date);
+  }
+  // Several products: the previous date must be one with a line of those products.
   const { rows } = await sql<{ order_id: string; date: string }>`
     SELECT DISTINCT order_id, date FROM revenue_multiday_lines
-    WHERE ${inRange('date', filter)} AND ${productFilter}`.execute(rollups(database));
-  return rows.map((r) => ({ orderId: r.order_id, date: r.date }));
+    WHERE ${inRange('date', filter)} AND ${products('product_id', ids)} ORDER BY order_id, date`.execute(db);
+  const dates: string[] = [];
+  for (let i = 1; i < rows.length; i++) {
+    const before = rows[i - 1]!;
+    const row = rows[i]!;
+    if (before.order_id === row.order_id && periodStart(before.date, granularity) === periodStart(row.date, granularity)) {
+      dates.push(row.date);
+    }
+  }
+  return dates;
 }
 
 /** First and last sale date, or undefined when there are no sales. */
@@ -174,9 +190,10 @@ export interface ProductRevenue {
 
 /**
  * The top products of a range by revenue (ties: product id) or by orders (ties: revenue, then
- * product id), and the range's total revenue. Whole months come from the monthly table; a part
- * of a month is a difference of month-to-date running sums (one row per product whatever the
- * number of days), so the work follows the number of months and products, never the rows.
+ * product id), and the range's total revenue. A product's figures over [start, end] are
+ * prefix(end) − prefix(start − 1), where prefix(x) = its all-time running sums through the month
+ * before x's month (revenue_product_cum) + its month-to-date sums through x (revenue_product_mtd):
+ * a few rows per product, whatever the length of the range or the number of sales.
  */
 export async function revenueByProduct(
   database: Database,
@@ -185,39 +202,40 @@ export async function revenueByProduct(
   limit: number,
 ): Promise<{ totalCents: bigint; products: ProductRevenue[] }> {
   const db = rollups(database);
+  const mysql = database.kind === 'mysql';
   const parts: RawBuilder<unknown>[] = [];
-  const months = (from: string | undefined, to: string | undefined) =>
-    parts.push(sql`SELECT product_id, revenue, sale_count FROM revenue_monthly_product WHERE ${inRange('month', { start: from, end: to })}`);
-  /** Per product with sales in `month`: ± its month-to-date sums through `through` (0 when none yet). */
-  const toDate = (month: string, through: string, sign: 1 | -1) => {
+  const signed = (column: RawBuilder<unknown>, sign: 1 | -1) => (sign === 1 ? column : sql`-${column}`);
+  /** Per product, ± the row of `table` with the latest `key` in [from, to]. */
+  const latest = (table: 'revenue_product_cum' | 'revenue_product_mtd', from: string | undefined, to: string | undefined, sign: 1 | -1) => {
+    const key = table === 'revenue_product_cum' ? 'month' : 'date';
+    // MySQL finds each product's latest row with a loose index scan of the primary key.
+    const hint = mysql ? sql` FORCE INDEX (PRIMARY)` : sql``;
+    parts.push(sql`SELECT t.product_id AS product_id, ${signed(sql.ref('t.revenue'), sign)} AS revenue,
+        ${signed(sql.ref('t.sale_count'), sign)} AS sale_count
+      FROM (SELECT product_id, MAX(${sql.ref(key)}) AS k FROM ${sql.table(table)}${hint}
+        WHERE ${inRange(key, { start: from, end: to })} GROUP BY product_id) last
+      JOIN ${sql.table(table)} t ON t.product_id = last.product_id AND ${sql.ref(`t.${key}`)} = last.k`);
+  };
+  /** Per product with sales in `month`, ± its month-to-date sums through `through` (SQLite: one seek each). */
+  const monthToDate = (month: string, through: string, sign: 1 | -1) => {
+    if (mysql) return latest('revenue_product_mtd', month, through, sign);
     const last = (column: 'revenue' | 'sale_count') => sql`COALESCE((SELECT ${sql.ref(`t.${column}`)} FROM revenue_product_mtd t
       WHERE t.product_id = m.product_id AND t.date >= ${month} AND t.date <= ${through} ORDER BY t.date DESC LIMIT 1), 0)`;
-    const signed = (column: 'revenue' | 'sale_count') => (sign === 1 ? last(column) : sql`-${last(column)}`);
-    parts.push(sql`SELECT m.product_id AS product_id, ${signed('revenue')} AS revenue, ${signed('sale_count')} AS sale_count
+    parts.push(sql`SELECT m.product_id AS product_id, ${signed(last('revenue'), sign)} AS revenue,
+        ${signed(last('sale_count'), sign)} AS sale_count
       FROM revenue_monthly_product m WHERE m.month = ${month}`);
   };
 
   const { start, end } = range;
   const startMonth = start && `${start.slice(0, 8)}01`;
   const endMonth = end && `${end.slice(0, 8)}01`;
-  const startsMonth = !start || start === startMonth;
-  const endsMonth = !end || end === lastDayOfMonth(end);
-  if (start && end && startMonth === endMonth && !(startsMonth && endsMonth)) {
-    // Within one month: through end, less through the day before start.
-    toDate(endMonth!, end, 1);
-    if (!startsMonth) toDate(startMonth!, addDays(start, -1), -1);
-  } else {
-    // The rest of start's month: the month less its days before start.
-    if (!startsMonth) {
-      months(startMonth!, startMonth!);
-      toDate(startMonth!, addDays(start!, -1), -1);
-    }
-    const firstMonth = start ? (startsMonth ? start : addMonths(startMonth!, 1)) : undefined;
-    const lastMonth = end ? (endsMonth ? endMonth! : addMonths(endMonth!, -1)) : undefined;
-    if (!firstMonth || !lastMonth || firstMonth <= lastMonth) months(firstMonth, lastMonth);
-    // The beginning of end's month.
-    if (!endsMonth) toDate(endMonth!, end!, 1);
-  }
+  // + prefix(end); both prefixes' whole months cancel out when start and end share a month.
+  if (!end) latest('revenue_product_cum', undefined, undefined, 1);
+  else if (startMonth !== endMonth) latest('revenue_product_cum', undefined, addMonths(endMonth!, -1), 1);
+  if (end) monthToDate(endMonth!, end, 1);
+  // − prefix(start − 1)
+  if (start && startMonth !== endMonth) latest('revenue_product_cum', undefined, addMonths(startMonth!, -1), -1);
+  if (start && start !== startMonth) monthToDate(startMonth!, addDays(start, -1), -1);
   const orderBy =
     order === 'revenue'
       ? sql`revenue DESC, product_id ASC`

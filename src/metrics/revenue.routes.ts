@@ -4,15 +4,19 @@ import type { Database } from '../db/connection.js';
 import { invalidParameter } from '../http/errors.js';
 import { formatCents } from '../money.js';
 import { ifNoneMatch, type MetricsCache } from './answer-cache.js';
+import { DailySnapshots } from './daily-snapshot.js';
 import { addDays, daysInclusive, eachDay, toDayNumber, type Granularity } from './calendar.js';
 import { presentComparison, presentDay, presentPeriod, presentProduct, presentTotals } from './revenue.presenter.js';
 import {
-  multiDateOrderDays,
   revenueByDay,
   revenueByProduct,
   revenueTotals,
   saleDateBounds,
+  seriesOverCount,
   type DateRange,
+  type DayRevenue,
+  type RevenueFilter,
+  type RevenueTotals,
 } from './revenue.queries.js';
 import {
   ByProductQuery,
@@ -73,35 +77,65 @@ function productFilter(ids: string[] | undefined): string[] {
  * to list: no sales at all (then an absent bound stays null), or a given bound beyond the data.
  */
 async function seriesBounds(
-  database: Database,
+  data: Source,
   range: DateRange,
 ): Promise<{ start: string; end: string; empty: false } | { start: string | null; end: string | null; empty: true }> {
   const { start, end } = range;
   if (start && end) return { start, end, empty: false };
-  const bounds = await saleDateBounds(database);
+  const bounds = await data.bounds();
   if (!bounds) return { start: start ?? null, end: end ?? null, empty: true };
   const first = start ?? bounds.first;
   const last = end ?? bounds.last;
   return first > last ? { start: first, end: last, empty: true } : { start: first, end: last, empty: false };
 }
 
+/** Where the answers of one data version come from. */
+interface Source {
+  bounds(): Promise<{ first: string; last: string } | undefined>;
+  totals(filter: RevenueFilter): Promise<RevenueTotals>;
+  byDay(filter: RevenueFilter & { start: string; end: string }): Promise<DayRevenue[]>;
+  overCount(filter: RevenueFilter & { start: string; end: string }, granularity: Granularity): Promise<string[]>;
+}
+
 export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cache: MetricsCache }> = async (
   app,
   { database, cache },
 ) => {
+  const snapshots = new DailySnapshots(database);
+
+  /**
+   * Questions without a product filter are answered from the in-memory snapshot of the daily
+   * rollup for the version (no query at all once it is loaded); the others from the rollup tables.
+   */
+  async function source(version: string): Promise<Source> {
+    const snapshot = await snapshots.get(version);
+    const all = (f: RevenueFilter) => !f.productIds || f.productIds.length === 0;
+    return {
+      bounds: async () => (snapshot ? snapshot.bounds() : saleDateBounds(database)),
+      totals: async (f) => (snapshot && all(f) ? snapshot.totals(f.start, f.end) : revenueTotals(database, f)),
+      byDay: async (f) => (snapshot && all(f) ? snapshot.byDay(f.start, f.end) : revenueByDay(database, f)),
+      overCount: async (f, g) => (snapshot && all(f) ? snapshot.overCount(f.start, f.end, g) : seriesOverCount(database, f, g)),
+    };
+  }
+
   /**
    * Answers from the cache when it can: the ETag is the data version, so a matching
    * If-None-Match gets 304 without any work; otherwise the serialized answer of (version,
    * question) is sent, computed once per version.
    */
-  async function answer(request: FastifyRequest, reply: FastifyReply, key: string, compute: () => Promise<unknown>) {
+  async function answer(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    key: string,
+    compute: (data: Source) => Promise<unknown>,
+  ) {
     const version = await cache.version.current();
     const etag = cache.etag(version);
     reply.header('etag', etag).header('cache-control', cache.cacheControl);
     if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
-    let body: string;
+    let body: Buffer;
     try {
-      body = await cache.answers.get(version, key, async () => reply.serialize(await compute()) as string);
+      body = await cache.answers.get(version, key, async () => reply.serialize(await compute(await source(version))) as string);
     } catch (error) {
       reply.removeHeader('etag').removeHeader('cache-control');
       throw error;
@@ -136,11 +170,11 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
         previous = { start: addDays(start, -length), end: addDays(start, -1) };
       }
       const key = `total|${start ?? ''}|${end ?? ''}|${compare ?? ''}|${productIds.join('\u0000')}`;
-      return answer(request, reply, key, async () => {
+      return answer(request, reply, key, async (data) => {
         const filter = { start, end, productIds };
         const [now, before] = await Promise.all([
-          revenueTotals(database, filter),
-          previous ? revenueTotals(database, { ...previous, productIds }) : undefined,
+          data.totals(filter),
+          previous ? data.totals({ ...previous, productIds }) : undefined,
         ]);
         const body = {
           ...presentTotals(start ?? null, end ?? null, now),
@@ -166,11 +200,11 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
       const { start, end } = request.query;
       checkOrder(start, end);
       if (start && end) checkSeriesLength(start, end, 'daily');
-      return answer(request, reply, `daily|${start ?? ''}|${end ?? ''}`, async () => {
-        const bounds = await seriesBounds(database, { start, end });
+      return answer(request, reply, `daily|${start ?? ''}|${end ?? ''}`, async (data) => {
+        const bounds = await seriesBounds(data, { start, end });
         if (bounds.empty) return { start: bounds.start, end: bounds.end, currency: 'SGD' as const, days: [] };
         checkSeriesLength(bounds.start, bounds.end, 'daily');
-        const byDate = new Map((await revenueByDay(database, bounds)).map((d) => [d.date, d]));
+        const byDate = new Map((await data.byDay(bounds)).map((d) => [d.date, d]));
         const days = eachDay(bounds.start, bounds.end).map((date) =>
           presentDay(byDate.get(date) ?? { date, revenueCents: 0n, orderCount: 0, saleCount: 0 }),
         );
@@ -200,19 +234,16 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
       const productIds = productFilter(request.query.product_id);
       if (start && end) checkSeriesLength(start, end, granularity);
       const key = `series|${start ?? ''}|${end ?? ''}|${granularity}|${productIds.join('\u0000')}`;
-      return answer(request, reply, key, async () => {
+      return answer(request, reply, key, async (data) => {
         const filterEcho = productIds.length > 0 ? { product_ids: productIds } : {};
-        const bounds = await seriesBounds(database, { start, end });
+        const bounds = await seriesBounds(data, { start, end });
         if (bounds.empty) {
           return { start: bounds.start, end: bounds.end, granularity, currency: 'SGD' as const, ...filterEcho, periods: [] };
         }
         checkSeriesLength(bounds.start, bounds.end, granularity);
         const filter = { start: bounds.start, end: bounds.end, productIds };
-        const [days, multiDate] = await Promise.all([
-          revenueByDay(database, filter),
-          granularity === 'day' ? [] : multiDateOrderDays(database, filter),
-        ]);
-        const periods = buildSeries(days, multiDate, bounds.start, bounds.end, granularity).map(presentPeriod);
+        const [days, overCount] = await Promise.all([data.byDay(filter), data.overCount(filter, granularity)]);
+        const periods = buildSeries(days, overCount, bounds.start, bounds.end, granularity).map(presentPeriod);
         return { start: bounds.start, end: bounds.end, granularity, currency: 'SGD' as const, ...filterEcho, periods };
       });
     },

@@ -43,13 +43,13 @@ export function countPeriods(start: string, end: string, granularity: Granularit
 }
 
 /**
- * Adds days up into periods, zero-filled. `multiDateDays` are the (order, date) pairs of orders
- * whose lines carry several dates: an order on k days of one period is in k daily counts and
- * must count once, so each period's order count drops by k − 1 for it.
+ * Adds days up into periods, zero-filled. An order on k days of one period is in k daily counts
+ * and must count once: `overCount` holds, for each such order, k − 1 of its dates (see
+ * seriesOverCount), and each takes one order off the period it falls in.
  */
 export function buildSeries(
   days: DayRevenue[],
-  multiDateDays: ReadonlyArray<{ orderId: string; date: string }>,
+  overCount: readonly string[],
   start: string,
   end: string,
   granularity: Granularity,
@@ -68,16 +68,6 @@ export function buildSeries(
     p.orderCount += day.orderCount;
     p.saleCount += day.saleCount;
   }
-  if (granularity !== 'day' && multiDateDays.length > 0) {
-    const seen = new Map<string, Set<string>>();
-    for (const { orderId, date } of multiDateDays) {
-      const label = periodStart(date, granularity);
-      let orders = seen.get(label);
-      if (!orders) seen.set(label, (orders = new Set()));
-      // Pairs are distinct, so a second sighting in a period is a second date of that order.
-      if (orders.has(orderId)) at(date).orderCount -= 1;
-      else orders.add(orderId);
-    }
-  }
+  for (const date of overCount) at(date).orderCount -= 1;
   return periods;
 }

@@ -14,114 +14,217 @@ export type RollupTables = {
   revenue_monthly_product: { month: string; product_id: string; revenue: string | number; sale_count: number };
   /** Month-to-date running sums of revenue_daily_product (each month starts from zero). */
   revenue_product_mtd: { product_id: string; date: string; revenue: string | number; sale_count: number };
+  /** Running sums of revenue_monthly_product over all months so far, per product. */
+  revenue_product_cum: { product_id: string; month: string; revenue: string | number; sale_count: number | string };
   revenue_multiday_lines: { order_id: string; product_id: string; date: string };
+  /** The distinct (order, date) pairs of revenue_multiday_lines, with the order's date before. */
+  revenue_multiday_days: { order_id: string; date: string; prev_date: string | null };
   data_version: { id: number; version: number | string };
 };
 
 export type RollupDB = Kysely<Tables & RollupTables>;
 
+/**
+ * When the changed days are more than this share of the dates with sales, the rollups are
+ * recomputed for the whole span of those days in passes over `sales`; below it, day by day and
+ * order by order through the indexes. Both give the same tables (tests set 0 or Infinity to run
+ * each way).
+ */
+export const rollupTuning = { wholeTableShare: 0.25 };
+
 /** Dates per statement: far below both databases' placeholder limits. */
 const DATES_PER_STATEMENT = 500;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ROLLUP_TABLES = [
+  'revenue_daily',
+  'revenue_daily_product',
+  'revenue_monthly_product',
+  'revenue_product_mtd',
+  'revenue_product_cum',
+  'revenue_multiday_lines',
+  'revenue_multiday_days',
+] as const;
 
 /**
  * Keeps the pre-aggregated revenue tables in step with `sales`. Called inside the same
  * transaction as every change to `sales` (import, replace, undo), with every date whose rows
  * changed (old dates of replaced or deleted rows included). Recomputes those days from `sales`
- * (set-based, whatever the number of rows), the side table of multi-date orders for every order
- * that has, or had, a line on one of them, the months they fall in, and bumps the data version.
+ * (set-based), the side table of multi-date orders for every order that has, or had, a line on
+ * one of them, the months they fall in and the running sums after them, and bumps the data
+ * version.
  */
 export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: Iterable<string>): Promise<void> {
   const unique = [...new Set(dates)].sort();
   if (unique.length === 0) return;
   for (const d of unique) if (!DATE.test(d)) throw new Error(`refreshRollups: not a YYYY-MM-DD date: ${JSON.stringify(d)}`);
   const db = trx.withTables<RollupTables>();
-  for (let i = 0; i < unique.length; i += DATES_PER_STATEMENT) {
-    await refreshDays(db, unique.slice(i, i + DATES_PER_STATEMENT));
+  const chunks: string[][] = [];
+  for (let i = 0; i < unique.length; i += DATES_PER_STATEMENT) chunks.push(unique.slice(i, i + DATES_PER_STATEMENT));
+
+  if (await isBulk(db, unique)) {
+    // Recomputing days that did not change is harmless: every rollup row is a function of sales.
+    await refreshSpan(db, kind, unique[0]!, unique.at(-1)!);
+  } else {
+    for (const chunk of chunks) await refreshDays(db, chunk);
+    for (const chunk of chunks) await refreshMultiDateOrders(db, chunk);
+    const months = [...new Set(unique.map((d) => `${d.slice(0, 8)}01`))];
+    for (const month of months) await refreshMonth(db, month);
+    await refreshCumulative(db, months[0]);
   }
-  const months = [...new Set(unique.map((d) => `${d.slice(0, 8)}01`))];
-  for (let i = 0; i < months.length; i += 100) await refreshMonths(db, kind, months.slice(i, i + 100));
   await bumpDataVersion(db, kind);
 }
 
-/** Recomputes every rollup from `sales` (repair, or after bulk changes made outside the import). */
+/** Recomputes every rollup from `sales` in one transaction (repair, or after changes made by hand). */
 export async function rebuildRollups(db: DB, kind: 'mysql' | 'sqlite'): Promise<void> {
-  const r = db.withTables<RollupTables>();
-  await r.transaction().execute(async (trx) => {
-    for (const table of [
-      'revenue_daily',
-      'revenue_daily_product',
-      'revenue_monthly_product',
-      'revenue_product_mtd',
-      'revenue_multiday_lines',
-    ] as const) {
-      await trx.deleteFrom(table).execute();
-    }
-    await sql`INSERT INTO revenue_daily (date, revenue, sale_count, order_count)
-      SELECT date, SUM(amount_sgd), COUNT(*), COUNT(DISTINCT order_id) FROM sales GROUP BY date`.execute(trx);
-    await sql`INSERT INTO revenue_daily_product (product_id, date, revenue, sale_count)
-      SELECT product_id, date, SUM(amount_sgd), COUNT(*) FROM sales GROUP BY product_id, date`.execute(trx);
-    const month = monthOf(kind, sql.ref('date'));
-    await sql`INSERT INTO revenue_monthly_product (month, product_id, revenue, sale_count)
-      SELECT ${month}, product_id, SUM(revenue), SUM(sale_count) FROM revenue_daily_product
-      GROUP BY ${month}, product_id`.execute(trx);
-    await sql`INSERT INTO revenue_product_mtd (product_id, date, revenue, sale_count)
-      SELECT product_id, date,
-        SUM(revenue) OVER (PARTITION BY product_id, ${month} ORDER BY date),
-        SUM(sale_count) OVER (PARTITION BY product_id, ${month} ORDER BY date)
-      FROM revenue_daily_product`.execute(trx);
-    await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
-      SELECT s.order_id, s.product_id, s.date FROM sales s
-      JOIN (SELECT order_id FROM sales GROUP BY order_id HAVING MIN(date) <> MAX(date)) m ON m.order_id = s.order_id`.execute(trx);
-    await bumpDataVersion(trx, kind);
+  await db.transaction().execute(async (trx) => {
+    const r = trx.withTables<RollupTables>();
+    for (const table of ROLLUP_TABLES) await r.deleteFrom(table).execute();
+    await refreshSpan(r, kind, undefined, undefined);
+    await bumpDataVersion(r, kind);
   });
 }
 
+/**
+ * Whether the change is a large part of the data: more than `wholeTableShare` of the dates known
+ * before it (any change to an empty table is). Dates stand in for rows, which would cost a count
+ * over `sales` to know; the choice only decides how the same tables are recomputed.
+ */
+async function isBulk(db: RollupDB, dates: string[]): Promise<boolean> {
+  const share = rollupTuning.wholeTableShare;
+  if (share <= 0) return true;
+  if (!Number.isFinite(share)) return false;
+  const { rows } = await sql<{ n: string | number }>`SELECT COUNT(*) AS n FROM revenue_daily`.execute(db);
+  return dates.length > share * Math.max(dates.length, Number(rows[0]?.n ?? 0));
+}
+
+const range = (column: string, from: string | undefined, to: string | undefined) =>
+  sql.join(
+    [sql`1 = 1`, ...(from ? [sql`${sql.ref(column)} >= ${from}`] : []), ...(to ? [sql`${sql.ref(column)} <= ${to}`] : [])],
+    sql` AND `,
+  );
+
+/**
+ * Every rollup for the days from `from` to `to` (unbounded when undefined), in passes over
+ * `sales` rather than index look-ups: on MySQL a table scan sorted once (SQL_BIG_RESULT) beats
+ * millions of random reads through the date index once the span holds much of the table.
+ */
+async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string | undefined, to: string | undefined) {
+  const mysql = kind === 'mysql';
+  const scan = mysql ? sql`sales IGNORE INDEX (sales_date)` : sql`sales`;
+  const big = mysql ? sql`SQL_BIG_RESULT ` : sql``;
+  const days = range('date', from, to);
+  await sql`DELETE FROM revenue_daily WHERE ${days}`.execute(db);
+  await sql`INSERT INTO revenue_daily (date, revenue, sale_count, order_count)
+    SELECT date, SUM(amount_sgd), COUNT(*), COUNT(DISTINCT order_id) FROM ${scan}
+    WHERE ${days} GROUP BY date`.execute(db);
+  await sql`DELETE FROM revenue_daily_product WHERE ${days}`.execute(db);
+  await sql`INSERT INTO revenue_daily_product (product_id, date, revenue, sale_count)
+    SELECT ${big}product_id, date, SUM(amount_sgd), COUNT(*) FROM ${scan}
+    WHERE ${days} GROUP BY product_id, date`.execute(db);
+
+  // Multi-date orders: all of them afresh (an order with a line in the span may span beyond it).
+  await sql`DELETE FROM revenue_multiday_days`.execute(db);
+  await sql`DELETE FROM revenue_multiday_lines`.execute(db);
+  await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date) ${multiDateLines(kind, undefined)}`.execute(db);
+  await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date) ${multiDateDays(sql`1 = 1`)}`.execute(db);
+
+  // Whole months around the span, from the daily rows (those outside the span did not change).
+  const firstMonth = from && `${from.slice(0, 8)}01`;
+  const lastDay = to && lastDayOfMonth(to);
+  const months = range('date', firstMonth, lastDay);
+  const month = monthOf(kind, sql.ref('date'));
+  await sql`DELETE FROM revenue_monthly_product WHERE ${range('month', firstMonth, lastDay)}`.execute(db);
+  await sql`INSERT INTO revenue_monthly_product (month, product_id, revenue, sale_count)
+    SELECT ${month}, product_id, SUM(revenue), SUM(sale_count) FROM revenue_daily_product
+    WHERE ${months} GROUP BY ${month}, product_id`.execute(db);
+  await sql`DELETE FROM revenue_product_mtd WHERE ${months}`.execute(db);
+  await sql`INSERT INTO revenue_product_mtd (product_id, date, revenue, sale_count)
+    SELECT product_id, date,
+      SUM(revenue) OVER (PARTITION BY product_id, ${month} ORDER BY date),
+      SUM(sale_count) OVER (PARTITION BY product_id, ${month} ORDER BY date)
+    FROM revenue_daily_product WHERE ${months}`.execute(db);
+  await refreshCumulative(db, firstMonth);
+}
+
+/** The given days' rows of revenue_daily and revenue_daily_product, through the date index. */
 async function refreshDays(db: RollupDB, dates: string[]): Promise<void> {
   const inDates = sql.join(dates);
   await sql`DELETE FROM revenue_daily WHERE date IN (${inDates})`.execute(db);
   await sql`INSERT INTO revenue_daily (date, revenue, sale_count, order_count)
     SELECT date, SUM(amount_sgd), COUNT(*), COUNT(DISTINCT order_id) FROM sales
     WHERE date IN (${inDates}) GROUP BY date`.execute(db);
-
   await sql`DELETE FROM revenue_daily_product WHERE date IN (${inDates})`.execute(db);
   await sql`INSERT INTO revenue_daily_product (product_id, date, revenue, sale_count)
     SELECT product_id, date, SUM(amount_sgd), COUNT(*) FROM sales
     WHERE date IN (${inDates}) GROUP BY product_id, date`.execute(db);
-
-  // Multi-date orders touched by the change: those that had a line on one of the dates before
-  // (their side-table rows carry the old dates) and those that have one now and span dates.
-  // The derived tables let MySQL read the table a DELETE targets.
-  const spanning = sql`SELECT DISTINCT u.order_id FROM sales u
-    JOIN sales t ON t.order_id = u.order_id AND t.date <> u.date
-    WHERE u.date IN (${inDates})`;
-  await sql`DELETE FROM revenue_multiday_lines WHERE order_id IN (
-      SELECT order_id FROM (SELECT order_id FROM revenue_multiday_lines WHERE date IN (${inDates})) old_orders
-    ) OR order_id IN (SELECT order_id FROM (${spanning}) new_orders)`.execute(db);
-  await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
-    SELECT s.order_id, s.product_id, s.date FROM sales s
-    WHERE s.order_id IN (SELECT order_id FROM (${spanning}) new_orders)`.execute(db);
 }
 
-async function refreshMonths(db: RollupDB, kind: 'mysql' | 'sqlite', months: string[]): Promise<void> {
-  await sql`DELETE FROM revenue_monthly_product WHERE month IN (${sql.join(months)})`.execute(db);
-  const ranges = sql.join(
-    months.map((m) => sql`(date >= ${m} AND date <= ${lastDayOfMonth(m)})`),
-    sql` OR `,
-  );
-  const month = monthOf(kind, sql.ref('date'));
+/**
+ * Every line of the orders whose lines carry several dates: among the orders `orders` selects
+ * (`t` is sales), or all of them (then on MySQL one sorted pass over a covering index).
+ */
+function multiDateLines(kind: 'mysql' | 'sqlite', orders: RawBuilder<unknown> | undefined) {
+  const source =
+    orders === undefined && kind === 'mysql'
+      ? sql`SELECT SQL_BIG_RESULT t.order_id FROM sales t FORCE INDEX (sales_product_date)`
+      : sql`SELECT t.order_id FROM sales t WHERE ${orders ?? sql`1 = 1`}`;
+  return sql`SELECT s.order_id, s.product_id, s.date
+    FROM (${source} GROUP BY t.order_id HAVING MIN(t.date) <> MAX(t.date)) m
+    JOIN sales s ON s.order_id = m.order_id`;
+}
+
+/**
+ * The side tables for the orders that had a line on one of the dates (known from their rows
+ * there, which carry the old dates) or have one now: their rows go, and those spanning several
+ * dates now come back whole. The derived tables let MySQL read the table a DELETE targets.
+ */
+async function refreshMultiDateOrders(db: RollupDB, dates: string[]): Promise<void> {
+  const inDates = sql.join(dates);
+  const targets = sql`SELECT order_id FROM (
+      SELECT order_id FROM revenue_multiday_days WHERE date IN (${inDates})
+      UNION SELECT u.order_id FROM sales u WHERE u.date IN (${inDates})
+    ) targets`;
+  await sql`DELETE FROM revenue_multiday_lines WHERE order_id IN (${targets})`.execute(db);
+  await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
+    ${multiDateLines('sqlite', sql`t.order_id IN (${targets})`)}`.execute(db);
+  await sql`DELETE FROM revenue_multiday_days WHERE order_id IN (${targets})`.execute(db);
+  // The orders of the lines table that have no rows here any more are exactly those to redo.
+  await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date)
+    ${multiDateDays(sql`NOT EXISTS (SELECT 1 FROM revenue_multiday_days d WHERE d.order_id = l.order_id)`)}`.execute(db);
+}
+
+/** The (order, date, previous date) rows of the multi-date orders `orders` selects from the lines. */
+function multiDateDays(orders: RawBuilder<unknown>) {
+  return sql`SELECT order_id, date, LAG(date) OVER (PARTITION BY order_id ORDER BY date)
+    FROM (SELECT DISTINCT l.order_id AS order_id, l.date AS date FROM revenue_multiday_lines l WHERE ${orders}) pairs`;
+}
+
+/** One month's rows of revenue_monthly_product and revenue_product_mtd, from the daily rows. */
+async function refreshMonth(db: RollupDB, month: string): Promise<void> {
+  const last = lastDayOfMonth(month);
+  await sql`DELETE FROM revenue_monthly_product WHERE month = ${month}`.execute(db);
   await sql`INSERT INTO revenue_monthly_product (month, product_id, revenue, sale_count)
     SELECT ${month}, product_id, SUM(revenue), SUM(sale_count) FROM revenue_daily_product
-    WHERE ${ranges} GROUP BY ${month}, product_id`.execute(db);
-  for (const m of months) {
-    const last = lastDayOfMonth(m);
-    await sql`DELETE FROM revenue_product_mtd WHERE date >= ${m} AND date <= ${last}`.execute(db);
-    await sql`INSERT INTO revenue_product_mtd (product_id, date, revenue, sale_count)
-      SELECT product_id, date,
-        SUM(revenue) OVER (PARTITION BY product_id ORDER BY date),
-        SUM(sale_count) OVER (PARTITION BY product_id ORDER BY date)
-      FROM revenue_daily_product WHERE date >= ${m} AND date <= ${last}`.execute(db);
-  }
+    WHERE date >= ${month} AND date <= ${last} GROUP BY product_id`.execute(db);
+  await sql`DELETE FROM revenue_product_mtd WHERE date >= ${month} AND date <= ${last}`.execute(db);
+  await sql`INSERT INTO revenue_product_mtd (product_id, date, revenue, sale_count)
+    SELECT product_id, date,
+      SUM(revenue) OVER (PARTITION BY product_id ORDER BY date),
+      SUM(sale_count) OVER (PARTITION BY product_id ORDER BY date)
+    FROM revenue_daily_product WHERE date >= ${month} AND date <= ${last}`.execute(db);
+}
+
+/** Recomputes the all-time running sums per product from `from` (a month) on; all when undefined. */
+async function refreshCumulative(db: RollupDB, from: string | undefined): Promise<void> {
+  const since = from ? sql`month >= ${from}` : sql`1 = 1`;
+  await sql`DELETE FROM revenue_product_cum WHERE ${since}`.execute(db);
+  await sql`INSERT INTO revenue_product_cum (product_id, month, revenue, sale_count)
+    SELECT product_id, month, revenue, sale_count FROM (
+      SELECT product_id, month,
+        SUM(revenue) OVER (PARTITION BY product_id ORDER BY month) AS revenue,
+        SUM(sale_count) OVER (PARTITION BY product_id ORDER BY month) AS sale_count
+      FROM revenue_monthly_product
+    ) running WHERE ${since}`.execute(db);
 }
 
 /** The first day of the date's month, as the database's date type. */
@@ -133,7 +236,7 @@ function monthOf(kind: 'mysql' | 'sqlite', date: RawBuilder<unknown>) {
  * Changes the data version inside the caller's transaction. A missing row (a database emptied
  * by hand) starts again from a random number, so versions from before are not repeated.
  */
-export async function bumpDataVersion(db: Kysely<any>, kind: 'mysql' | 'sqlite'): Promise<void> {
+export async function bumpDataVersion(db: RollupDB, kind: 'mysql' | 'sqlite'): Promise<void> {
   const start = Math.floor(Math.random() * 2 ** 40);
   if (kind === 'mysql') {
     await sql`INSERT INTO data_version (id, version) VALUES (1, ${start})

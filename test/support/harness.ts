@@ -58,6 +58,14 @@ export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> 
       mysqlLoadMethod: 'auto',
       maxUploadBytes: 2 ** 30,
       cacheMaxStaleMs: 1000,
+      apiReadToken: undefined,
+      production: false,
+      allowAnonymous: false,
+      rateLimitMax: 0,
+      rateLimitWindowMs: 60_000,
+      requestTimeoutMs: 30_000,
+      corsOrigins: [],
+      trustProxy: false,
       ...overrides,
     });
     h.app = await build(h.config);
