@@ -19,7 +19,7 @@ const swaggerCsp = createRequire(import.meta.url)('@fastify/swagger-ui/static/cs
 /** Largest request head (request line and headers) Node accepts; larger gets 431. */
 export const MAX_HEADER_BYTES = 16 * 1024;
 
-/** setTimeout's limit; Fastify takes it as "no handler timeout" for the routes below. */
+/** setTimeout's limit (24.8 days): in effect no answer timeout, for the long-running routes. */
 const FOREVER_MS = 2 ** 31 - 1;
 
 /** Health probes are never rate limited: a throttled load balancer would take the instance out. */
