@@ -83,21 +83,24 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
     return { kind: 'mysql', db, writer: db, close: () => db.destroy() };
   }
 
-  const open = () => {
+  const open = (cacheMiB: number) => {
     if (config.path !== ':memory:') mkdirSync(path.dirname(config.path), { recursive: true });
     const conn = new SqliteDatabase(config.path);
     conn.pragma('journal_mode = WAL');
     conn.pragma('synchronous = NORMAL');
     conn.pragma('foreign_keys = ON');
     conn.pragma('busy_timeout = 5000');
-    // 64 MiB of page cache: the unique index of a large import stays in memory (measured 1.4× faster).
-    conn.pragma('cache_size = -65536');
+    // Page cache: the import connection keeps the unique index of a large file in memory
+    // (measured 1.4× faster with 64 MiB than the 2 MiB default); the read connection needs little.
+    conn.pragma(`cache_size = -${cacheMiB * 1024}`);
+    // Sorts and DISTINCT of the rollup refresh spill to temporary files, not to the heap.
+    conn.pragma('temp_store = FILE');
     return conn;
   };
-  const writerHandle = open();
+  const writerHandle = open(64);
   const writer = new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(writerHandle), log });
   const db =
-    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open()), log });
+    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open(16)), log });
   return {
     kind: 'sqlite',
     db,

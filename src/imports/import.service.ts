@@ -17,6 +17,7 @@ import {
 } from './imports.repository.js';
 import { readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
 import { listSalesFiles, openSalesFile, refusedOutcome, withSalesFile, type OpenedSalesFile } from './sales-folder.js';
+import { noteSalesCommitted } from '../metrics/answer-cache.js';
 import { refreshRollups } from '../metrics/rollups.js';
 import { createSalesWriter, type MysqlLoadMethod } from './sales-writers.js';
 
@@ -306,6 +307,8 @@ async function loadClaimed(
       await updateImport(trx, id, finalFields(final, message, tally, started));
       return final;
     });
+    // This instance's cached answers follow its own imports at once (others within CACHE_MAX_STALE_MS).
+    noteSalesCommitted();
   } catch (error) {
     status = 'failed';
     if (error instanceof Rejected) {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Database, DB } from '../db/connection.js';
+import { noteSalesCommitted } from '../metrics/answer-cache.js';
 import { refreshRollups } from '../metrics/rollups.js';
 import { findImportById, type ImportRecord } from './imports.repository.js';
 
@@ -16,7 +17,7 @@ export class UndoConflict extends Error {
  * the right value. Resolves to the updated record, or undefined for an unknown id.
  */
 export async function undoImport(database: Database, id: number): Promise<ImportRecord | undefined> {
-  return database.writer.transaction().execute(async (trx) => {
+  const reverted = await database.writer.transaction().execute(async (trx) => {
     const record = await findImportById(trx, id);
     if (!record) return undefined;
     if (record.status === 'processing') throw new UndoConflict(`import ${id} is still processing; undo it once it has finished`);
@@ -50,6 +51,8 @@ export async function undoImport(database: Database, id: number): Promise<Import
     await refreshRollups(trx, database.kind, dates);
     return findImportById(trx, id);
   });
+  noteSalesCommitted();
+  return reverted;
 }
 
 /**

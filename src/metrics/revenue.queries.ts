@@ -77,19 +77,20 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
       saleCount: Number(row.sales ?? 0),
     };
   }
-  const distinctOrders =
+  // Revenue and sale rows from the running sums (a few rows per product); distinct orders: for one
+  // product its sale rows, for several counted from their lines (index sales_product_date).
+  const [sums, orders] = await Promise.all([
+    sql<{ revenue: Num; sales: Num }>`SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales
+      FROM (${sql.join(productPrefixParts(database, filter, ids), sql` UNION ALL `)}) segments`.execute(db),
     ids.length === 1
-      ? sql`NULL`
-      : sql`(SELECT COUNT(DISTINCT order_id) FROM sales WHERE ${products('product_id', ids)} AND ${inRange('date', filter)})`;
-  const row = (
-    await sql<{ revenue: Num; sales: Num; orders: Num }>`
-      SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales, ${distinctOrders} AS orders
-      FROM revenue_daily_product WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}`.execute(db)
-  ).rows[0]!;
-  const saleCount = Number(row.sales ?? 0);
+      ? undefined
+      : sql<{ orders: Num }>`SELECT COUNT(DISTINCT order_id) AS orders FROM sales
+          WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}`.execute(db),
+  ]);
+  const saleCount = Number(sums.rows[0]?.sales ?? 0);
   return {
-    revenueCents: centsFromDb(database.kind, row.revenue),
-    orderCount: ids.length === 1 ? saleCount : Number(row.orders ?? 0),
+    revenueCents: centsFromDb(database.kind, sums.rows[0]?.revenue ?? null),
+    orderCount: orders ? Number(orders.rows[0]?.orders ?? 0) : saleCount,
     saleCount,
   };
 }
@@ -189,6 +190,51 @@ export interface ProductRevenue {
 }
 
 /**
+ * UNION ALL parts whose rows, summed per product, are each product's revenue and sale rows over
+ * the range: + prefix(end) − prefix(start − 1), where prefix(x) = the all-time running sums through
+ * the month before x's month (revenue_product_cum) + the month-to-date sums through x
+ * (revenue_product_mtd). A few rows per product whatever the range; `ids`: only those products.
+ */
+function productPrefixParts(database: Database, range: DateRange, ids: readonly string[]): RawBuilder<unknown>[] {
+  const mysql = database.kind === 'mysql';
+  const parts: RawBuilder<unknown>[] = [];
+  const only = (column: string) => (ids.length === 0 ? sql`1 = 1` : products(column, ids));
+  const signed = (column: RawBuilder<unknown>, sign: 1 | -1) => (sign === 1 ? column : sql`-${column}`);
+  /** Per product, ± the row of `table` with the latest `key` in [from, to]. */
+  const latest = (table: 'revenue_product_cum' | 'revenue_product_mtd', from: string | undefined, to: string | undefined, sign: 1 | -1) => {
+    const key = table === 'revenue_product_cum' ? 'month' : 'date';
+    // MySQL finds each product's latest row with a loose index scan of the primary key.
+    const hint = mysql ? sql` FORCE INDEX (PRIMARY)` : sql``;
+    parts.push(sql`SELECT t.product_id AS product_id, ${signed(sql.ref('t.revenue'), sign)} AS revenue,
+        ${signed(sql.ref('t.sale_count'), sign)} AS sale_count
+      FROM (SELECT product_id, MAX(${sql.ref(key)}) AS k FROM ${sql.table(table)}${hint}
+        WHERE ${inRange(key, { start: from, end: to })} AND ${only('product_id')} GROUP BY product_id) last
+      JOIN ${sql.table(table)} t ON t.product_id = last.product_id AND ${sql.ref(`t.${key}`)} = last.k`);
+  };
+  /** Per product with sales in `month`, ± its month-to-date sums through `through` (SQLite: one seek each). */
+  const monthToDate = (month: string, through: string, sign: 1 | -1) => {
+    if (mysql) return latest('revenue_product_mtd', month, through, sign);
+    const last = (column: 'revenue' | 'sale_count') => sql`COALESCE((SELECT ${sql.ref(`t.${column}`)} FROM revenue_product_mtd t
+      WHERE t.product_id = m.product_id AND t.date >= ${month} AND t.date <= ${through} ORDER BY t.date DESC LIMIT 1), 0)`;
+    parts.push(sql`SELECT m.product_id AS product_id, ${signed(last('revenue'), sign)} AS revenue,
+        ${signed(last('sale_count'), sign)} AS sale_count
+      FROM revenue_monthly_product m WHERE m.month = ${month} AND ${only('m.product_id')}`);
+  };
+
+  const { start, end } = range;
+  const startMonth = start && `${start.slice(0, 8)}01`;
+  const endMonth = end && `${end.slice(0, 8)}01`;
+  // + prefix(end); both prefixes' whole months cancel out when start and end share a month.
+  if (!end) latest('revenue_product_cum', undefined, undefined, 1);
+  else if (startMonth !== endMonth) latest('revenue_product_cum', undefined, addMonths(endMonth!, -1), 1);
+  if (end) monthToDate(endMonth!, end, 1);
+  // − prefix(start − 1)
+  if (start && startMonth !== endMonth) latest('revenue_product_cum', undefined, addMonths(startMonth!, -1), -1);
+  if (start && start !== startMonth) monthToDate(startMonth!, addDays(start, -1), -1);
+  return parts;
+}
+
+/**
  * The top products of a range by revenue (ties: product id) or by orders (ties: revenue, then
  * product id), and the range's total revenue. A product's figures over [start, end] are
  * prefix(end) − prefix(start − 1), where prefix(x) = its all-time running sums through the month
@@ -202,40 +248,7 @@ export async function revenueByProduct(
   limit: number,
 ): Promise<{ totalCents: bigint; products: ProductRevenue[] }> {
   const db = rollups(database);
-  const mysql = database.kind === 'mysql';
-  const parts: RawBuilder<unknown>[] = [];
-  const signed = (column: RawBuilder<unknown>, sign: 1 | -1) => (sign === 1 ? column : sql`-${column}`);
-  /** Per product, ± the row of `table` with the latest `key` in [from, to]. */
-  const latest = (table: 'revenue_product_cum' | 'revenue_product_mtd', from: string | undefined, to: string | undefined, sign: 1 | -1) => {
-    const key = table === 'revenue_product_cum' ? 'month' : 'date';
-    // MySQL finds each product's latest row with a loose index scan of the primary key.
-    const hint = mysql ? sql` FORCE INDEX (PRIMARY)` : sql``;
-    parts.push(sql`SELECT t.product_id AS product_id, ${signed(sql.ref('t.revenue'), sign)} AS revenue,
-        ${signed(sql.ref('t.sale_count'), sign)} AS sale_count
-      FROM (SELECT product_id, MAX(${sql.ref(key)}) AS k FROM ${sql.table(table)}${hint}
-        WHERE ${inRange(key, { start: from, end: to })} GROUP BY product_id) last
-      JOIN ${sql.table(table)} t ON t.product_id = last.product_id AND ${sql.ref(`t.${key}`)} = last.k`);
-  };
-  /** Per product with sales in `month`, ± its month-to-date sums through `through` (SQLite: one seek each). */
-  const monthToDate = (month: string, through: string, sign: 1 | -1) => {
-    if (mysql) return latest('revenue_product_mtd', month, through, sign);
-    const last = (column: 'revenue' | 'sale_count') => sql`COALESCE((SELECT ${sql.ref(`t.${column}`)} FROM revenue_product_mtd t
-      WHERE t.product_id = m.product_id AND t.date >= ${month} AND t.date <= ${through} ORDER BY t.date DESC LIMIT 1), 0)`;
-    parts.push(sql`SELECT m.product_id AS product_id, ${signed(last('revenue'), sign)} AS revenue,
-        ${signed(last('sale_count'), sign)} AS sale_count
-      FROM revenue_monthly_product m WHERE m.month = ${month}`);
-  };
-
-  const { start, end } = range;
-  const startMonth = start && `${start.slice(0, 8)}01`;
-  const endMonth = end && `${end.slice(0, 8)}01`;
-  // + prefix(end); both prefixes' whole months cancel out when start and end share a month.
-  if (!end) latest('revenue_product_cum', undefined, undefined, 1);
-  else if (startMonth !== endMonth) latest('revenue_product_cum', undefined, addMonths(endMonth!, -1), 1);
-  if (end) monthToDate(endMonth!, end, 1);
-  // − prefix(start − 1)
-  if (start && startMonth !== endMonth) latest('revenue_product_cum', undefined, addMonths(startMonth!, -1), -1);
-  if (start && start !== startMonth) monthToDate(startMonth!, addDays(start, -1), -1);
+  const parts = productPrefixParts(database, range, []);
   const orderBy =
     order === 'revenue'
       ? sql`revenue DESC, product_id ASC`
