@@ -12,6 +12,7 @@ import { migrateToLatest } from '../src/db/migrator.js';
 import { recoverInterruptedImports } from '../src/imports/import.service.js';
 import { createTestDatabase, MYSQL_URL, type TestDatabase } from './support/databases.js';
 import { csv } from './support/harness.js';
+import { testConfig } from './support/config.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
@@ -21,30 +22,7 @@ import { TcpProxy } from './support/tcp-proxy.js';
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
-function configFor(database: Config['database'], salesDir: string, overrides: Partial<Config> = {}): Config {
-  return {
-    database,
-    salesDir,
-    host: '127.0.0.1',
-    port: 0,
-    logLevel: 'silent',
-    apiToken: undefined,
-    metricsToken: undefined,
-    shutdownTimeoutMs: 10_000,
-    mysqlLoadMethod: 'auto',
-    maxUploadBytes: 2 ** 30,
-    cacheMaxStaleMs: 1000,
-    apiReadToken: undefined,
-    production: false,
-    allowAnonymous: false,
-    rateLimitMax: 0,
-    rateLimitWindowMs: 60_000,
-    requestTimeoutMs: 30_000,
-    corsOrigins: [],
-    trustProxy: false,
-    ...overrides,
-  };
-}
+const configFor = testConfig;
 
 async function waitFor<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

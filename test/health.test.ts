@@ -5,31 +5,15 @@ import type { Config } from '../src/config.js';
 import { openDatabase, type Database } from '../src/db/connection.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { createTestDatabase, MYSQL_URL } from './support/databases.js';
+import { testConfig } from './support/config.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 function configFor(url: string): Config {
   const u = new URL(url);
-  return {
-    database: { kind: 'mysql', url, host: u.hostname, port: Number(u.port), database: u.pathname.slice(1) },
-    salesDir: process.cwd(),
-    host: '127.0.0.1',
-    port: 0,
-    logLevel: 'silent',
-    apiToken: undefined,
-    metricsToken: undefined,
-    shutdownTimeoutMs: 10_000,
-    mysqlLoadMethod: 'auto',
-    maxUploadBytes: 2 ** 30,
-    cacheMaxStaleMs: 1000,
-    apiReadToken: undefined,
-    production: false,
-    allowAnonymous: false,
-    rateLimitMax: 0,
-    rateLimitWindowMs: 60_000,
-    requestTimeoutMs: 30_000,
-    corsOrigins: [],
-    trustProxy: false,
-  };
+  return testConfig(
+    { kind: 'mysql', url, host: u.hostname, port: Number(u.port), database: u.pathname.slice(1) },
+    process.cwd(),
+  );
 }
 
 async function closedPort(): Promise<number> {

@@ -8,6 +8,7 @@ import { buildApp } from '../../src/app.js';
 import type { Config } from '../../src/config.js';
 import { openDatabase, type Database } from '../../src/db/connection.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
+import { testConfig } from './config.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 
 export interface Harness {
@@ -46,28 +47,7 @@ export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> 
       .sort((a, b) => (a === 'imported_files' ? 1 : b === 'imported_files' ? -1 : 0));
     for (const table of tables) await sql`DELETE FROM ${sql.table(table)}`.execute(h.database.writer);
     h.salesDir = mkdtempSync(path.join(tmpdir(), 'zinc-sales-'));
-    h.config = Object.freeze({
-      database: testDb.config,
-      salesDir: h.salesDir,
-      host: '127.0.0.1',
-      port: 0,
-      logLevel: 'silent' as const,
-      apiToken: undefined,
-      metricsToken: undefined,
-      shutdownTimeoutMs: 10_000,
-      mysqlLoadMethod: 'auto',
-      maxUploadBytes: 2 ** 30,
-      cacheMaxStaleMs: 1000,
-      apiReadToken: undefined,
-      production: false,
-      allowAnonymous: false,
-      rateLimitMax: 0,
-      rateLimitWindowMs: 60_000,
-      requestTimeoutMs: 30_000,
-      corsOrigins: [],
-      trustProxy: false,
-      ...overrides,
-    });
+    h.config = testConfig(testDb.config, h.salesDir, overrides);
     h.app = await build(h.config);
   });
 
