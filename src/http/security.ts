@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import helmet, { type HelmetOptions } from 'helmet';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Config } from '../config.js';
 import { AppError, invalidParameter } from './errors.js';
@@ -188,7 +188,7 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     });
   }
 
-  await app.register(helmet, {
+  const headers = securityHeaders({
     contentSecurityPolicy: {
       directives: {
         // Swagger UI at /docs loads its scripts and styles from /docs/static; these are its inline hashes, if any.
@@ -201,6 +201,11 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     },
     // An API should not set policy for its sibling subdomains.
     strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: false },
+  });
+  // Set as one object before the route runs, so 401s, 404s and 429s carry them too.
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(headers);
+    done();
   });
 
   if (config.rateLimitMax > 0) {
@@ -220,4 +225,27 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     // As a root hook rather than per route: unknown paths and 401s count too.
     app.addHook('onRequest', app.rateLimit());
   }
+}
+
+/**
+ * Helmet's security headers, worked out once. They depend on nothing in the request (no CSP
+ * nonces), and building them per request (as the Fastify plugin does) cost a sixth of the CPU of
+ * a cached metrics answer.
+ */
+export function securityHeaders(options: HelmetOptions): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader: (name: string, value: string | number | readonly string[]) => {
+      headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+    },
+    removeHeader: (name: string) => {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  let failure: unknown;
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => {
+    failure = error;
+  });
+  if (failure) throw failure;
+  return headers;
 }
