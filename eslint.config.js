@@ -16,6 +16,12 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard runs in the browser (its vite.config.ts runs in Node).
+    files: ['web/**/*.{ts,tsx}'],
+    ignores: ['web/vite.config.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // Migrations are frozen history and use Kysely<any> on purpose: they never see today's types.
     files: ['src/db/migrations/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

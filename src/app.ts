@@ -5,6 +5,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/connection.js';
 import { registerAuth } from './http/auth.js';
+import { dashboardRoutes } from './http/dashboard.routes.js';
 import { BODY_LIMIT_BYTES, registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerRequestLog } from './http/request-log.js';
@@ -93,5 +94,6 @@ export async function buildApp({
   await app.register(prometheusRoutes, { telemetry, metricsToken: config.metricsToken });
   await app.register(importRoutes, { database, config, telemetry, lifecycle });
   await app.register(revenueRoutes, { database, cache: metricsCache });
+  await app.register(dashboardRoutes, { tokenRequired: config.apiToken !== undefined });
   return app;
 }
