@@ -221,8 +221,13 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
     expect(await rows.first().locator('td').nth(2).textContent()).toBe(sgd(top.products[0]!.revenue));
     await shot('revenue');
     if (process.env.ZINC_DASHBOARD_SCREENSHOT === '1') {
-      await page.mouse.move(0, 0);
+      // The README's picture, with the chart's legend showing one day.
+      const over = page.locator('.chart .u-over');
+      const box = (await over.boundingBox())!;
+      await over.hover({ position: { x: box.width * 0.82, y: box.height / 2 } });
+      await expect.poll(() => page.locator('.chart .u-legend .u-series').first().locator('.u-value').textContent()).toMatch(/^\d+ \w+ \d{4}$/);
       await page.screenshot({ path: path.join(ROOT, 'docs', 'dashboard.png'), fullPage: true });
+      await page.mouse.move(0, 0);
     }
 
     // Other presets ask other ranges.

@@ -1,7 +1,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { formatDate, formatMonth, formatRange, toUtcMs } from './dates';
-import { compactMoney, formatMoney } from './format';
+import { compactMoney, formatInteger, formatMoney } from './format';
 import type { Granularity, Period } from './types';
 
 const HEIGHT = 300;
@@ -22,7 +22,18 @@ function tick(date: string, granularity: Granularity): string {
  * Revenue per period with uPlot: a line over days, bars over weeks and months. The numbers drawn
  * are floats (a chart needs them); every figure shown as text comes from the API's strings.
  */
-export function RevenueChart({ periods, granularity }: { periods: Period[]; granularity: Granularity }) {
+export function RevenueChart({
+  periods,
+  granularity,
+  total,
+  rangeLabel,
+}: {
+  periods: Period[];
+  granularity: Granularity;
+  /** The range's total revenue (the API's string), shown while no period is pointed at. */
+  total: string;
+  rangeLabel: string;
+}) {
   const box = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -74,7 +85,7 @@ export function RevenueChart({ periods, granularity }: { periods: Period[]; gran
         series: [
           {
             label: 'Period',
-            value: (_u, _v, _s, index) => (index === null || !periods[index] ? '—' : periodLabel(periods[index], granularity)),
+            value: (_u, _v, _s, index) => (index === null || !periods[index] ? rangeLabel : periodLabel(periods[index], granularity)),
           },
           {
             label: 'Revenue',
@@ -83,7 +94,7 @@ export function RevenueChart({ periods, granularity }: { periods: Period[]; gran
             fill: bars ? 'rgba(37, 99, 235, 0.78)' : 'rgba(37, 99, 235, 0.10)',
             points: { show: !bars && periods.length <= 62, size: 5 },
             paths: bars ? uPlot.paths.bars!({ size: [0.65, 64], gap: 2 }) : undefined,
-            value: (_u, _v, _s, index) => (index === null || !periods[index] ? '—' : formatMoney(periods[index].revenue)),
+            value: (_u, _v, _s, index) => (index === null || !periods[index] ? formatMoney(total) : formatMoney(periods[index].revenue)),
           },
         ],
       },
@@ -96,7 +107,7 @@ export function RevenueChart({ periods, granularity }: { periods: Period[]; gran
       resize.disconnect();
       plot.destroy();
     };
-  }, [periods, granularity]);
+  }, [periods, granularity, total, rangeLabel]);
 
   const peak = periods.reduce<Period | undefined>(
     (best, p) => (best === undefined || Number(p.revenue) > Number(best.revenue) ? p : best),
@@ -111,13 +122,42 @@ export function RevenueChart({ periods, granularity }: { periods: Period[]; gran
       : 'No periods to show.';
 
   return (
-    <div
-      class="chart"
-      ref={box}
-      role="img"
-      aria-label={summary}
-      data-granularity={granularity}
-      data-points={periods.length}
-    />
+    <>
+      <div
+        class="chart"
+        ref={box}
+        role="img"
+        aria-label={summary}
+        data-granularity={granularity}
+        data-points={periods.length}
+      />
+      <details class="chart-table">
+        <summary>The figures as a table</summary>
+        <div class="table-wrap">
+          <table class="table">
+            <thead>
+              <tr>
+                <th scope="col">{granularity === 'day' ? 'Day' : granularity === 'week' ? 'Week' : 'Month'}</th>
+                <th scope="col" class="num">
+                  Revenue
+                </th>
+                <th scope="col" class="num">
+                  Orders
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {periods.map((p) => (
+                <tr>
+                  <td>{periodLabel(p, granularity)}</td>
+                  <td class="num">{formatMoney(p.revenue)}</td>
+                  <td class="num">{formatInteger(p.order_count)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </details>
+    </>
   );
 }

@@ -222,7 +222,12 @@ export function Revenue() {
                 </p>
               </div>
             ) : (
-              <RevenueChart periods={shown.series.periods} granularity={shown.series.granularity as Granularity} />
+              <RevenueChart
+                periods={shown.series.periods}
+                granularity={shown.series.granularity as Granularity}
+                total={shown.totals.total_revenue}
+                rangeLabel={shown.totals.start && shown.totals.end ? formatRange({ start: shown.totals.start, end: shown.totals.end }) : ''}
+              />
             )}
           </section>
           <TopProducts
