@@ -55,6 +55,8 @@ function sgd(value: string): string {
 }
 const grouped = (n: number) => n.toLocaleString('en-US');
 const cents = (value: string) => BigInt(value.replace('.', ''));
+/** expect.poll with room for a machine busy with other test files (its default gives up after 1 s). */
+const eventually = <T>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 20_000, interval: 100 });
 
 interface Running {
   server: RunningServer;
@@ -99,7 +101,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
   async function openContext(): Promise<void> {
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', locale: 'en-SG' });
     page = await context.newPage();
-    page.setDefaultTimeout(15_000);
+    page.setDefaultTimeout(30_000);
     watch(page);
   }
 
@@ -112,8 +114,8 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
       average_order_value: string | null;
       change: { total_revenue: { percent: string | null }; order_count: { percent: string | null } };
     }>(`/api/metrics/revenue/?${query}&compare=previous_period`, token);
-    await expect.poll(() => revenueTile('revenue').getAttribute('data-value')).toBe(api.total_revenue);
-    await expect.poll(() => revenueTile('orders').getAttribute('data-value')).toBe(String(api.order_count));
+    await eventually(() => revenueTile('revenue').getAttribute('data-value')).toBe(api.total_revenue);
+    await eventually(() => revenueTile('orders').getAttribute('data-value')).toBe(String(api.order_count));
     expect(await revenueTile('revenue').locator('.kpi-value').textContent()).toBe(sgd(api.total_revenue));
     expect(await revenueTile('orders').locator('.kpi-value').textContent()).toBe(grouped(api.order_count));
     expect(await revenueTile('aov').getAttribute('data-value')).toBe(api.average_order_value ?? '');
@@ -153,7 +155,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
 
   async function finishedJob(status: string) {
     const job = page.locator(`.job[data-job-status="${status}"]`);
-    await job.waitFor({ timeout: 30_000 });
+    await job.waitFor({ timeout: 60_000 });
     return job;
   }
 
@@ -179,7 +181,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
   it('with no data yet, then each page says what to do', async () => {
     await page.goto(url('/'));
     await page.getByRole('heading', { name: 'No sales yet: upload a CSV in Imports' }).waitFor();
-    await expect.poll(() => page.locator('.health').getAttribute('data-state')).toBe('ok');
+    await eventually(() => page.locator('.health').getAttribute('data-state')).toBe('ok');
     await shot('revenue-empty');
     await page.getByRole('link', { name: 'Go to Imports' }).click();
     await page.getByText('No imports yet: drop a CSV file above.').waitFor();
@@ -195,7 +197,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
     expect(await bar.getAttribute('aria-valuenow')).toBe('100');
     const list = await apiGet<{ imports: Array<{ id: number; filename: string; status: string; num_rows: number }> }>('/api/imports/');
     expect(list.imports[0]).toMatchObject({ filename: 'sales-last-120-days.csv', status: 'success', num_rows: content.rows });
-    await expect.poll(() => job.locator('.job-line').textContent()).toContain(`Imported ${grouped(content.rows)} rows`);
+    await eventually(() => job.locator('.job-line').textContent()).toContain(`Imported ${grouped(content.rows)} rows`);
     const row = page.locator(`tr[data-import-id="${list.imports[0]!.id}"]`);
     await row.waitFor();
     expect(await row.locator('.badge').textContent()).toBe('Success');
@@ -215,7 +217,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
 
     const top = await apiGet<{ products: Array<{ product_id: string; revenue: string }> }>(`/api/metrics/revenue/by-product/?${range}&limit=10`);
     const rows = page.locator('[data-table="top-products"] tbody tr');
-    await expect.poll(() => rows.count()).toBe(top.products.length);
+    await eventually(() => rows.count()).toBe(top.products.length);
     const shown = await Promise.all(top.products.map((_p, i) => rows.nth(i).getAttribute('data-product')));
     expect(shown).toEqual(top.products.map((p) => p.product_id));
     expect(await rows.first().locator('td').nth(2).textContent()).toBe(sgd(top.products[0]!.revenue));
@@ -225,7 +227,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
       const over = page.locator('.chart .u-over');
       const box = (await over.boundingBox())!;
       await over.hover({ position: { x: box.width * 0.82, y: box.height / 2 } });
-      await expect.poll(() => page.locator('.chart .u-legend .u-series').first().locator('.u-value').textContent()).toMatch(/^\d+ \w+ \d{4}$/);
+      await eventually(() => page.locator('.chart .u-legend .u-series').first().locator('.u-value').textContent()).toMatch(/^\d+ \w+ \d{4}$/);
       await page.screenshot({ path: path.join(ROOT, 'docs', 'dashboard.png'), fullPage: true });
       await page.mouse.move(0, 0);
     }
@@ -239,7 +241,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
 
   it('when the granularity changes, then the chart redraws with the periods of the API', async () => {
     const chart = page.locator('.chart');
-    await expect.poll(() => chart.getAttribute('data-granularity')).toBe('day');
+    await eventually(() => chart.getAttribute('data-granularity')).toBe('day');
     expect(await chart.getAttribute('data-points')).toBe('30');
     const canvas = () => chart.locator('canvas').screenshot();
     const daily = await canvas();
@@ -248,20 +250,20 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
     await page.getByRole('button', { name: 'Day', exact: true }).focus();
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
-    await expect.poll(() => chart.getAttribute('data-granularity')).toBe('week');
+    await eventually(() => chart.getAttribute('data-granularity')).toBe('week');
     const weeks = await apiGet<{ periods: unknown[] }>(`/api/metrics/revenue/series/?start=${daysAgo(29)}&end=${TODAY}&granularity=week`);
     expect(await chart.getAttribute('data-points')).toBe(String(weeks.periods.length));
     const weekly = await canvas();
     expect(weekly.equals(daily)).toBe(false);
 
     await page.getByRole('button', { name: 'Month', exact: true }).click();
-    await expect.poll(() => chart.getAttribute('data-granularity')).toBe('month');
+    await eventually(() => chart.getAttribute('data-granularity')).toBe('month');
     const months = await apiGet<{ periods: unknown[] }>(`/api/metrics/revenue/series/?start=${daysAgo(29)}&end=${TODAY}&granularity=month`);
     expect(await chart.getAttribute('data-points')).toBe(String(months.periods.length));
     expect((await canvas()).equals(weekly)).toBe(false);
     await shot('revenue-monthly');
     await page.getByRole('button', { name: 'Day', exact: true }).click();
-    await expect.poll(() => chart.getAttribute('data-granularity')).toBe('day');
+    await eventually(() => chart.getAttribute('data-granularity')).toBe('day');
   });
 
   it('when products are picked, then the tiles show only their sales', async () => {
@@ -298,7 +300,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
 
     await job.getByRole('button', { name: /Show 3 row errors/ }).click();
     const table = page.locator('[data-table="row-errors"] tbody tr');
-    await expect.poll(() => table.count()).toBe(3);
+    await eventually(() => table.count()).toBe(3);
     const cells = await Promise.all(detail.errors.map((_e, i) => table.nth(i).locator('td').allTextContents()));
     expect(cells).toEqual(detail.errors.map((e) => [String(e.line), e.column ?? 'whole row', e.message]));
     await page.getByRole('button', { name: 'Close', exact: true }).click();
@@ -307,8 +309,8 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
     const row = page.locator(`tr[data-import-id="${id}"]`);
     expect(await row.locator('.badge').textContent()).toBe('Failed');
     await row.getByRole('button', { name: `Errors of import #${id}` }).click();
-    await expect.poll(() => page.locator('[data-errors-for]').getAttribute('data-errors-for')).toBe(String(id));
-    await expect.poll(() => table.count()).toBe(3);
+    await eventually(() => page.locator('[data-errors-for]').getAttribute('data-errors-for')).toBe(String(id));
+    await eventually(() => table.count()).toBe(3);
     await shot('imports-errors');
   });
 
@@ -335,7 +337,7 @@ describe.skipIf(!HAVE_BROWSER)('dashboard in Chromium', { timeout: 90_000 }, () 
 
     await row.getByRole('button', { name: `Undo import #${id}` }).click();
     await dialog.getByRole('button', { name: 'Undo import' }).click();
-    await expect.poll(() => row.locator('.badge').textContent()).toBe('Reverted');
+    await eventually(() => row.locator('.badge').textContent()).toBe('Reverted');
     expect((await apiGet<{ status: string }>(`/api/imports/${id}`)).status).toBe('reverted');
 
     await gotoRevenue();
