@@ -1,7 +1,7 @@
 import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { IMPORT_PATHS } from './support/databases.js';
+import { IMPORT_PATHS, salesIndexes, useImportPath } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
 interface FileResult {
@@ -18,7 +18,9 @@ interface FileResult {
   warnings: string[];
 }
 
-describe.each(IMPORT_PATHS)('import-sales on $name', ({ kind, mysqlLoadMethod }) => {
+describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
+  const { kind, mysqlLoadMethod } = importPath;
+  useImportPath(importPath);
   const h = useHarness(kind, { mysqlLoadMethod });
 
   async function runImport(query = '') {
@@ -376,6 +378,21 @@ describe.each(IMPORT_PATHS)('import-sales on $name', ({ kind, mysqlLoadMethod })
     expect((await h.app.inject({ url: '/api/imports/abc' })).json()).toMatchObject({ error: 'invalid_parameter', field: 'id' });
     expect((await h.app.inject({ url: '/api/imports?limit=501' })).json()).toMatchObject({ field: 'limit' });
     expect((await h.app.inject({ url: '/api/imports?offset=-1' })).statusCode).toBe(400);
+  });
+
+  it('when a file fails on its last row or succeeds, then sales keeps every index it had (bulk loads build them again)', async () => {
+    const before = await salesIndexes(h.database);
+    expect(before.length).toBeGreaterThanOrEqual(4);
+    const rows = Array.from({ length: 50 }, (_, i) => ['2024-01-01', orderId(), `P${i}`, '1.00']);
+    h.writeCsv('bad.csv', csv([...rows, ['2024-01-02', orderId(), 'P', 'oops']]));
+    expect((await runImport()).summary).toMatchObject({ failed: 1, imported: 0 });
+    expect(await salesIndexes(h.database)).toEqual(before);
+    expect(await salesRows()).toEqual([]);
+
+    h.writeCsv('bad.csv', csv(rows));
+    expect((await runImport()).summary).toMatchObject({ imported: 1, rows: 50 });
+    expect(await salesIndexes(h.database)).toEqual(before);
+    expect(await total('?start=2024-01-01&end=2024-01-01')).toMatchObject({ total_revenue: '50.00', order_count: 50 });
   });
 
   it('when POST is used, then import-sales behaves as GET', async () => {

@@ -3,6 +3,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { prng } from '../bench/sales-generator.js';
 import { centsFromDb, formatCents } from '../src/money.js';
 import { snapshotTuning } from '../src/metrics/daily-snapshot.js';
+import { bulkLoadTuning } from '../src/imports/sales-writers.js';
 import { rollupTuning } from '../src/metrics/rollups.js';
 import { DIALECTS } from './support/databases.js';
 import { csv, useHarness } from './support/harness.js';
@@ -253,18 +254,22 @@ describe.each(DIALECTS)('metrics property test on %s', (kind) => {
   // when the change touches much of the data: both ways, on two seeds.
   // Answers without a product filter come from the in-memory snapshot of the daily rollup, or
   // (when the side table is too large to mirror) from the tables: both ways too.
-  for (const [seed, way, share, maxPairs] of [
-    [1, 'day by day, answered from the tables', Infinity, -1],
-    [2, 'in one pass, answered from the snapshot', 0, 200_000],
-    [3, 'as chosen by size, answered from the snapshot', 0.25, 200_000],
-    [4, 'in one pass, answered from the tables', 0, -1],
+  // SQLite loads large files with the secondary indexes built afterwards: forced for seed 5.
+  for (const [seed, way, share, maxPairs, bulk] of [
+    [1, 'day by day, answered from the tables', Infinity, -1, false],
+    [2, 'in one pass, answered from the snapshot', 0, 200_000, false],
+    [3, 'as chosen by size, answered from the snapshot', 0.25, 200_000, false],
+    [4, 'in one pass, answered from the tables', 0, -1, false],
+    [5, 'as chosen by size, files bulk-loaded', 0.25, 200_000, true],
   ] as const) {
     it(`seed ${seed}, rollups refreshed ${way}: every answer equals the direct aggregate, after an import, a replace and an undo`, async () => {
       rollupTuning.wholeTableShare = share;
       snapshotTuning.maxPairs = maxPairs;
+      if (bulk) Object.assign(bulkLoadTuning, { minRows: 0, tableShare: 0 });
       onTestFinished(() => {
         rollupTuning.wholeTableShare = 0.25;
         snapshotTuning.maxPairs = 200_000;
+        Object.assign(bulkLoadTuning, { minRows: 50_000, tableShare: 0.5 });
       });
       const random = prng(seed * 7919);
       const first = firstFile(random, seed);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IMPORT_PATHS } from './support/databases.js';
+import { IMPORT_PATHS, useImportPath } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
 function multipart(fields: Record<string, string>, file: { name: string; content: string | Buffer }) {
@@ -16,7 +16,9 @@ function multipart(fields: Record<string, string>, file: { name: string; content
   return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
 }
 
-describe.each(IMPORT_PATHS)('uploads and undo on $name', ({ kind, mysqlLoadMethod }) => {
+describe.each(IMPORT_PATHS)('uploads and undo on $name', (importPath) => {
+  const { kind, mysqlLoadMethod } = importPath;
+  useImportPath(importPath);
   const h = useHarness(kind, { mysqlLoadMethod, maxUploadBytes: 4096 });
 
   const upload = (content: string | Buffer, query = '') =>

@@ -481,7 +481,7 @@ async function loadRows(
   onProgress: (progress: ImportProgress) => void,
 ): Promise<void> {
   const { signal, log } = options;
-  const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto');
+  const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto', file.size);
   if (writer.method !== lastMethod) {
     lastMethod = writer.method;
     log.info({ method: writer.method }, 'bulk load path in use');

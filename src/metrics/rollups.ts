@@ -110,7 +110,7 @@ const range = (column: string, from: string | undefined, to: string | undefined)
  */
 async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string | undefined, to: string | undefined) {
   const mysql = kind === 'mysql';
-  const scan = mysql ? sql`sales IGNORE INDEX (sales_date)` : sql`sales`;
+  const scan = mysql ? sql`sales IGNORE INDEX (sales_date)` : sql`sales NOT INDEXED`;
   const big = mysql ? sql`SQL_BIG_RESULT ` : sql``;
   const days = range('date', from, to);
   await sql`DELETE FROM revenue_daily WHERE ${days}`.execute(db);

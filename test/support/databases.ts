@@ -2,8 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
+import { afterAll, beforeAll } from 'vitest';
 import type { DatabaseConfig } from '../../src/config.js';
+import type { Database } from '../../src/db/connection.js';
+import { bulkLoadTuning } from '../../src/imports/sales-writers.js';
 
 /**
  * The databases every component test runs against: an SQLite file always, and MariaDB/MySQL when
@@ -49,8 +53,15 @@ export async function createTestDatabase(kind: 'sqlite' | 'mysql'): Promise<Test
 }
 
 /** Every store path of the import: SQLite, and on MySQL both LOAD DATA and the INSERT fallback. */
-export const IMPORT_PATHS: Array<{ name: string; kind: 'sqlite' | 'mysql'; mysqlLoadMethod: 'auto' | 'load-data' | 'insert' }> = [
+export const IMPORT_PATHS: Array<{
+  name: string;
+  kind: 'sqlite' | 'mysql';
+  mysqlLoadMethod: 'auto' | 'load-data' | 'insert';
+  /** SQLite: build the secondary indexes after the load, as for large files (useImportPath sets it). */
+  bulk?: boolean;
+}> = [
   { name: 'sqlite', kind: 'sqlite', mysqlLoadMethod: 'auto' },
+  { name: 'sqlite (bulk load)', kind: 'sqlite', mysqlLoadMethod: 'auto', bulk: true },
   ...(MYSQL_URL
     ? [
         { name: 'mysql (LOAD DATA)', kind: 'mysql' as const, mysqlLoadMethod: 'load-data' as const },
@@ -58,3 +69,25 @@ export const IMPORT_PATHS: Array<{ name: string; kind: 'sqlite' | 'mysql'; mysql
       ]
     : []),
 ];
+
+/** Puts the enclosing describe on an import path's settings that are not in Config (the bulk-load threshold). */
+export function useImportPath(path: { bulk?: boolean }): void {
+  if (!path.bulk) return;
+  const defaults = { ...bulkLoadTuning };
+  beforeAll(() => {
+    Object.assign(bulkLoadTuning, { minRows: 0, tableShare: 0 });
+  });
+  afterAll(() => {
+    Object.assign(bulkLoadTuning, defaults);
+  });
+}
+
+/** The names of the indexes on `sales`, sorted. */
+export async function salesIndexes(database: Database): Promise<string[]> {
+  if (database.kind === 'sqlite') {
+    const rows = database.sqliteWriter!.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sales'").all() as { name: string }[];
+    return rows.map((r) => r.name).sort();
+  }
+  const { rows } = await sql<{ Key_name: string }>`SHOW INDEX FROM sales`.execute(database.writer);
+  return [...new Set(rows.map((r) => r.Key_name))].sort();
+}
