@@ -26,6 +26,8 @@ RUN npm ci --no-audit --no-fund
 
 COPY tsconfig*.json ./
 COPY src/ ./src/
+# The dashboard's sources: `npm run build` bundles them (Vite) into web/dist, served at /.
+COPY web/ ./web/
 # Build, drop dev dependencies, then drop better-sqlite3's compile leftovers (SQLite sources,
 # object files, static lib: ~25 MB); only build/Release/better_sqlite3.node is loaded at run time.
 RUN npm run build \
@@ -54,6 +56,7 @@ WORKDIR /app
 # Application files stay owned by root (read-only for the app user); only /app/data is writable.
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/web/dist ./web/dist
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/static ./static
 RUN mkdir -p /app/data && chown node:node /app/data

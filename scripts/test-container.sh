@@ -144,6 +144,14 @@ run_pass() {
     fail "[$label] GET /metrics serves Prometheus text: ${metrics:0:200}"
   fi
 
+  local page
+  page=$(curl -fsS --max-time 5 "$base/" 2>&1 || true)
+  if grep -q '<script type="module"' <<<"$page"; then
+    pass "[$label] GET / serves the dashboard page"
+  else
+    fail "[$label] GET / serves the dashboard page: ${page:0:200}"
+  fi
+
   local out
   if out=$(podman exec "$name" node dist/src/cli.js import 2>&1); then
     pass "[$label] cli.js import exits 0: $(tail -n 1 <<<"$out")"

@@ -68,6 +68,7 @@ async function serve(config: Config, banner = false): Promise<number> {
   const server = await startServer(config, log);
   closeOnSignals(server, log);
   const urls = {
+    dashboard: `${server.url}/`,
     health: `${server.url}/health`,
     revenue: `${server.url}/api/metrics/revenue/`,
     daily: `${server.url}/api/metrics/revenue/daily/`,
@@ -76,7 +77,11 @@ async function serve(config: Config, banner = false): Promise<number> {
   };
   log.info({ urls, database: config.database.kind }, 'zinc is listening');
   if (banner) {
-    console.error(`\nZinc is running on ${config.database.kind}. Try:\n${Object.values(urls).map((u) => `  curl ${u}`).join('\n')}\n`);
+    const { dashboard, ...api } = urls;
+    console.error(
+      `\nZinc is running on ${config.database.kind}. Open ${dashboard} in a browser, or try:\n` +
+        `${Object.values(api).map((u) => `  curl ${u}`).join('\n')}\n`,
+    );
   }
   return new Promise<number>(() => {}); // runs until a signal closes it
 }
