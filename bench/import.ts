@@ -84,7 +84,7 @@ function sqliteBaseline(dir: string, file: string, zincPath: string): number {
   const conn = new SqliteDatabase(path.join(dir, 'baseline.sqlite'));
   conn.pragma('journal_mode = WAL');
   conn.pragma('synchronous = NORMAL');
-  conn.pragma('cache_size = -65536'); // as Zinc's writer connection
+  conn.pragma('cache_size = -32768'); // as Zinc's writer connection (32 MiB)
   conn.pragma('foreign_keys = OFF'); // as the MySQL baseline, which drops the foreign key
   // The same table as Zinc's: its definition and every index, read from the database just used.
   const zinc = new SqliteDatabase(zincPath, { readonly: true });

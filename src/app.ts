@@ -9,6 +9,7 @@ import { dashboardRoutes } from './http/dashboard.routes.js';
 import { BODY_LIMIT_BYTES, registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerRequestLog } from './http/request-log.js';
+import { registerRouteTemplate } from './http/route-template.js';
 import { registerParameterBounds, registerSecurity, registerTimeouts, serverLimits } from './http/security.js';
 import { ErrorResponse } from './http/schemas.js';
 import { importRoutes } from './imports/imports.routes.js';
@@ -55,6 +56,7 @@ export async function buildApp({
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addSchema(ErrorResponse);
+  registerRouteTemplate(app);
   registerRequestLog(app, telemetry);
   registerErrorHandler(app);
   registerTimeouts(app, config.requestTimeoutMs);

@@ -389,6 +389,11 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
     expect(await salesIndexes(h.database)).toEqual(before);
     expect(await salesRows()).toEqual([]);
 
+    // A structural error fails the file while it is still being read (indexes still deferred).
+    h.writeCsv('bad.csv', `${csv(rows)}2024-01-03,"unclosed,P,1.00\n`);
+    expect((await runImport()).summary).toMatchObject({ failed: 1, imported: 0 });
+    expect(await salesIndexes(h.database)).toEqual(before);
+
     h.writeCsv('bad.csv', csv(rows));
     expect((await runImport()).summary).toMatchObject({ imported: 1, rows: 50 });
     expect(await salesIndexes(h.database)).toEqual(before);

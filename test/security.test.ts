@@ -208,13 +208,19 @@ describe('abuse limits', () => {
   });
 
   it('sends security headers on every answer, with a CSP that lets the /docs page load its own scripts and styles', async () => {
-    for (const url of ['/api/metrics/revenue', '/nope', '/health', '/docs', '/docs/json']) {
+    for (const url of ['/api/metrics/revenue', '/api/nope', '/nope', '/health', '/docs', '/docs/json', '/']) {
       const res = await h.app.inject({ url });
+      const page = url === '/' || url.startsWith('/docs');
       expect(res.headers['x-content-type-options'], url).toBe('nosniff');
-      expect(res.headers['x-frame-options'], url).toBe('SAMEORIGIN');
       expect(res.headers['referrer-policy'], url).toBe('no-referrer');
       expect(res.headers['strict-transport-security'], url).toBe('max-age=31536000');
+      expect(res.headers['cross-origin-resource-policy'], url).toBe('same-origin');
       expect(res.headers['x-powered-by'], url).toBeUndefined();
+      // JSON answers load nothing and are never framed; pages may frame themselves.
+      expect(res.headers['x-frame-options'], url).toBe(page ? 'SAMEORIGIN' : 'DENY');
+      if (!page) expect(res.headers['content-security-policy'], url).toBe("default-src 'none';frame-ancestors 'none'");
+      // Headers that only mean something to documents stay off JSON answers.
+      expect(res.headers['cross-origin-opener-policy'] !== undefined, url).toBe(page);
     }
     const page = await h.app.inject({ url: '/docs/' });
     expect(page.statusCode).toBe(200);

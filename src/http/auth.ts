@@ -39,7 +39,7 @@ export function registerAuth(app: FastifyInstance, tokens: ApiTokens | string | 
   if (!apiToken) return;
   app.addHook('onRequest', async (request, reply) => {
     // The matched route template, not the raw URL: `/%61pi/...` must not slip past.
-    const route = request.routeOptions.url;
+    const route = request.route;
     const path = route ?? request.url;
     if (!path.startsWith('/api/') && path !== '/api') return;
     const given = bearer(request.headers.authorization);

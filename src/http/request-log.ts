@@ -8,14 +8,14 @@ import type { Telemetry } from '../telemetry.js';
 export function registerRequestLog(app: FastifyInstance, telemetry: Telemetry): void {
   app.addHook('onResponse', async (request, reply) => {
     telemetry.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      { method: request.method, route: request.route ?? 'unmatched', status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
     request.log.info(
       {
         method: request.method,
         path: request.url.split('?')[0],
-        route: request.routeOptions.url,
+        route: request.route,
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 100) / 100,
       },

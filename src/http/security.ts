@@ -22,6 +22,11 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** setTimeout's limit (24.8 days): in effect no answer timeout, for the long-running routes. */
 const FOREVER_MS = 2 ** 31 - 1;
 
+/** Routes that serve documents to browsers (the dashboard, Swagger UI) rather than JSON. */
+export function isPage(route: string | undefined): boolean {
+  return route !== undefined && (route === '/' || route.startsWith('/assets/') || route === '/docs' || route.startsWith('/docs/'));
+}
+
 /** Health probes are never rate limited: a throttled load balancer would take the instance out. */
 const UNLIMITED_ROUTES = new Set(['/health', '/health/live', '/health/ready']);
 
@@ -150,7 +155,7 @@ export function registerTimeouts(app: FastifyInstance, requestTimeoutMs: number)
     if (methods.some((m) => isLongRunning(m, route.url))) route.handlerTimeout = FOREVER_MS;
   });
   app.addHook('onRequest', (request, _reply, done) => {
-    if (isLongRunning(request.method, request.routeOptions.url)) liftIdleTimeoutOnceReceived(request);
+    if (isLongRunning(request.method, request.route)) liftIdleTimeoutOnceReceived(request);
     done();
   });
 }
@@ -188,7 +193,12 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     });
   }
 
-  const headers = securityHeaders({
+  // Pages (the dashboard, Swagger UI) get helmet's full set, with a CSP that lets them load their
+  // own scripts and styles. JSON answers get the set OWASP recommends for REST APIs: a JSON body
+  // loads nothing and is never framed, and headers that only mean something to documents are left
+  // out (an API answer carries half as many bytes of headers; measurable at thousands of answers/s).
+  const strictTransportSecurity = { maxAge: 31_536_000, includeSubDomains: false };
+  const pageHeaders = securityHeaders({
     contentSecurityPolicy: {
       directives: {
         // Swagger UI at /docs loads its scripts and styles from /docs/static; these are its inline hashes, if any.
@@ -200,11 +210,22 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
       },
     },
     // An API should not set policy for its sibling subdomains.
-    strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: false },
+    strictTransportSecurity,
+  });
+  const apiHeaders = securityHeaders({
+    contentSecurityPolicy: { useDefaults: false, directives: { 'default-src': ["'none'"], 'frame-ancestors': ["'none'"] } },
+    xFrameOptions: { action: 'deny' },
+    strictTransportSecurity,
+    crossOriginOpenerPolicy: false,
+    originAgentCluster: false,
+    xDnsPrefetchControl: false,
+    xDownloadOptions: false,
+    xPermittedCrossDomainPolicies: false,
+    xXssProtection: false,
   });
   // Set as one object before the route runs, so 401s, 404s and 429s carry them too.
-  app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(headers);
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(isPage(request.route) ? pageHeaders : apiHeaders);
     done();
   });
 
@@ -214,7 +235,7 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
       max: config.rateLimitMax,
       timeWindow: config.rateLimitWindowMs,
       cache: 10_000,
-      allowList: (request) => UNLIMITED_ROUTES.has(request.routeOptions.url ?? ''),
+      allowList: (request) => UNLIMITED_ROUTES.has(request.route ?? ''),
       errorResponseBuilder: (_request, context) =>
         new AppError(
           429,

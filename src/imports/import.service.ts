@@ -19,7 +19,7 @@ import { readHeader, validateRecord, type HeaderLayout, type RowError, type Sale
 import { listSalesFiles, openSalesFile, refusedOutcome, withSalesFile, type OpenedSalesFile } from './sales-folder.js';
 import { noteSalesCommitted } from '../metrics/answer-cache.js';
 import { refreshRollups } from '../metrics/rollups.js';
-import { createSalesWriter, type MysqlLoadMethod } from './sales-writers.js';
+import { createSalesWriter, isBulkLoad, type MysqlLoadMethod } from './sales-writers.js';
 
 export type OnError = 'fail' | 'skip';
 
@@ -298,8 +298,10 @@ async function loadClaimed(
   let status: 'success' | 'partial' | 'failed';
   let message: string | null = null;
   try {
+    const bulk = await isBulkLoad(database, file.size);
     status = await conn.transaction().execute(async (trx) => {
-      await loadRows(database, trx, id, { path: file.filePath, sha256: file.sha256, size: file.size }, tally, options, trackProgress);
+      const target = { path: file.filePath, sha256: file.sha256, size: file.size, bulk };
+      await loadRows(database, trx, id, target, tally, options, trackProgress);
       const rejected = tally.rejectedRows > 0;
       if (rejected && onError === 'fail') throw new Rejected();
       const final = rejected ? 'partial' : 'success';
@@ -475,13 +477,13 @@ async function loadRows(
   database: Database,
   trx: DB,
   importId: number,
-  file: { path: string; sha256: string; size: number },
+  file: { path: string; sha256: string; size: number; /** SQLite: build secondary indexes afterwards. */ bulk: boolean },
   tally: Tally,
   options: ImportOptions,
   onProgress: (progress: ImportProgress) => void,
 ): Promise<void> {
   const { signal, log } = options;
-  const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto', file.size);
+  const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto', file.bulk);
   if (writer.method !== lastMethod) {
     lastMethod = writer.method;
     log.info({ method: writer.method }, 'bulk load path in use');

@@ -46,11 +46,11 @@ export async function createSalesWriter(
   trx: DB,
   importId: number,
   mysqlMethod: MysqlLoadMethod,
-  fileBytes = 0,
+  bulk = false,
 ): Promise<SalesWriter> {
   if (database.kind === 'sqlite') {
     const writer = new SqliteWriter(database, importId);
-    if (await isBulkLoad(trx, fileBytes)) writer.deferIndexes();
+    if (bulk) writer.deferIndexes();
     return writer;
   }
   const useLoadData = mysqlMethod === 'load-data' || (mysqlMethod === 'auto' && (await localInfileEnabled(trx)));
@@ -85,14 +85,18 @@ const ASSUMED_ROW_BYTES = 40;
 export const bulkLoadTuning = { minRows: 50_000, tableShare: 0.5 };
 
 /**
- * Whether a file is large next to the table it goes into: then building the secondary indexes
- * once after the load (a sort) is cheaper than updating them row by row (random writes). The
- * table's size comes from the daily rollup, which is small, instead of a count over `sales`.
+ * SQLite: whether a file is large next to the table it goes into; then building the secondary
+ * indexes once after the load (a sort) is cheaper than updating them row by row (random writes).
+ * The table's size comes from the daily rollup, which is small, instead of a count over `sales`.
+ * Ask before the import's transaction begins, on the read connection: a transaction that has
+ * read cannot wait for the write lock (SQLite answers SQLITE_BUSY at once while another process
+ * writes), whereas one whose first statement writes waits up to busy_timeout.
  */
-async function isBulkLoad(trx: DB, fileBytes: number): Promise<boolean> {
+export async function isBulkLoad(database: Database, fileBytes: number): Promise<boolean> {
+  if (database.kind !== 'sqlite') return false;
   const estimated = fileBytes / ASSUMED_ROW_BYTES;
   if (estimated < bulkLoadTuning.minRows) return false;
-  const { rows } = await sql<{ n: number | null }>`SELECT SUM(sale_count) AS n FROM revenue_daily`.execute(trx);
+  const { rows } = await sql<{ n: number | null }>`SELECT SUM(sale_count) AS n FROM revenue_daily`.execute(database.db);
   return estimated >= Number(rows[0]?.n ?? 0) * bulkLoadTuning.tableShare;
 }
 

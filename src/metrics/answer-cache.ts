@@ -212,7 +212,7 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export function registerCacheInvalidation(app: FastifyInstance, cache: MetricsCache): void {
   app.addHook('onSend', (request, _reply, payload, done) => {
-    if (!READ_METHODS.has(request.method) || (request.routeOptions.url ?? '').startsWith('/api/import-sales')) {
+    if (!READ_METHODS.has(request.method) || (request.route ?? '').startsWith('/api/import-sales')) {
       cache.invalidate();
     }
     done(null, payload);
