@@ -6,7 +6,7 @@ import type { Telemetry } from '../telemetry.js';
  * and the same request in the duration histogram, labelled by route template, never the raw URL.
  */
 export function registerRequestLog(app: FastifyInstance, telemetry: Telemetry): void {
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     telemetry.httpDuration.observe(
       { method: request.method, route: request.route ?? 'unmatched', status_code: String(reply.statusCode) },
       reply.elapsedTime / 1000,
@@ -21,5 +21,6 @@ export function registerRequestLog(app: FastifyInstance, telemetry: Telemetry): 
       },
       'request',
     );
+    done();
   });
 }
