@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -84,5 +84,15 @@ describe('dashboard route', () => {
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ error: 'dashboard_not_built', message: expect.stringContaining('npm run build') });
     await app.close();
+  });
+
+  it('when a build lacks the token marker, the service refuses to start instead of serving a page that never asks', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'zinc-web-'));
+    mkdirSync(path.join(dir, 'assets'));
+    writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>Zinc</title>');
+    const app = Fastify();
+    await expect(app.register(dashboardRoutes, { tokenRequired: true, dir }).ready()).rejects.toThrow(/zinc-auth/);
+    await app.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
   });
 });

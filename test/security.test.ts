@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { assertServable, ConfigError, loadConfig, type Config } from '../src/config.js';
 import { readOnlyRoute } from '../src/http/auth.js';
+import { securityHeaders } from '../src/http/security.js';
 import { DIALECTS } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
@@ -205,6 +206,12 @@ describe('abuse limits', () => {
     const res = await app.inject({ url: '/api/metrics/revenue', remoteAddress: '10.0.0.3' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-ratelimit-limit']).toBeUndefined();
+  });
+
+  it('refuses a CSP directive computed per request, since the headers are worked out once', () => {
+    const nonce = () => "'nonce-x'";
+    expect(() => securityHeaders({ contentSecurityPolicy: { directives: { 'script-src': ["'self'", nonce] } } })).toThrow(/per request/);
+    expect(securityHeaders({ contentSecurityPolicy: { directives: { 'script-src': ["'self'"] } } })['content-security-policy']).toContain("script-src 'self'");
   });
 
   it('sends security headers on every answer, with a CSP that lets the /docs page load its own scripts and styles', async () => {

@@ -46,7 +46,10 @@ export const dashboardRoutes: FastifyPluginAsync<DashboardOptions> = async (app,
     return;
   }
 
-  const page = readFileSync(indexFile, 'utf8').replace(
+  const built = readFileSync(indexFile, 'utf8');
+  // The page learns from this tag whether to ask for a token: a build without it would never ask.
+  if (!built.includes(AUTH_MARKER)) throw new Error(`${indexFile} lacks ${AUTH_MARKER}: rebuild the dashboard (npm run build)`);
+  const page = built.replace(
     AUTH_MARKER,
     `<meta name="zinc-auth" content="${tokenRequired ? 'bearer' : 'none'}">`,
   );

@@ -254,6 +254,11 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
  * a cached metrics answer.
  */
 export function securityHeaders(options: HelmetOptions): Record<string, string> {
+  const csp = options.contentSecurityPolicy;
+  const directives = typeof csp === 'object' && csp.directives ? Object.values(csp.directives) : [];
+  if (directives.some((d) => typeof d === 'function' || (Array.isArray(d) && d.some((v) => typeof v === 'function')))) {
+    throw new Error('securityHeaders: a CSP directive computed per request (a nonce) cannot be worked out once');
+  }
   const headers: Record<string, string> = {};
   const response = {
     setHeader: (name: string, value: string | number | readonly string[]) => {
