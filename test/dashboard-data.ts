@@ -3,34 +3,24 @@
  * one to three products every day up to `end`, busier at weekends and slowly growing, with the
  * odd refund. The same arguments always give the same file.
  */
+import { formatCents } from '../src/money.js';
+import { prng } from '../bench/sales-generator.js';
 
-const PRODUCTS: Array<{ id: string; price: number; weight: number }> = [
-  { id: 'SKU-1001', price: 12.9, weight: 18 },
-  { id: 'SKU-1002', price: 24.5, weight: 14 },
-  { id: 'SKU-1003', price: 7.8, weight: 22 },
-  { id: 'SKU-1004', price: 89.0, weight: 6 },
-  { id: 'SKU-1005', price: 45.0, weight: 9 },
-  { id: 'SKU-1006', price: 149.0, weight: 3 },
-  { id: 'SKU-1007', price: 19.99, weight: 12 },
-  { id: 'SKU-1008', price: 5.49, weight: 16 },
-  { id: 'SKU-1009', price: 64.9, weight: 5 },
-  { id: 'SKU-1010', price: 32.0, weight: 8 },
-  { id: 'SKU-1011', price: 259.0, weight: 1.5 },
-  { id: 'SKU-1012', price: 3.2, weight: 10 },
+const PRODUCTS: Array<{ id: string; priceCents: number; weight: number }> = [
+  { id: 'SKU-1001', priceCents: 1290, weight: 18 },
+  { id: 'SKU-1002', priceCents: 2450, weight: 14 },
+  { id: 'SKU-1003', priceCents: 780, weight: 22 },
+  { id: 'SKU-1004', priceCents: 8900, weight: 6 },
+  { id: 'SKU-1005', priceCents: 4500, weight: 9 },
+  { id: 'SKU-1006', priceCents: 14900, weight: 3 },
+  { id: 'SKU-1007', priceCents: 1999, weight: 12 },
+  { id: 'SKU-1008', priceCents: 549, weight: 16 },
+  { id: 'SKU-1009', priceCents: 6490, weight: 5 },
+  { id: 'SKU-1010', priceCents: 3200, weight: 8 },
+  { id: 'SKU-1011', priceCents: 25900, weight: 1.5 },
+  { id: 'SKU-1012', priceCents: 320, weight: 10 },
 ];
 const TOTAL_WEIGHT = PRODUCTS.reduce((sum, p) => sum + p.weight, 0);
-
-/** mulberry32: a small seeded PRNG. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function pick(next: () => number): (typeof PRODUCTS)[number] {
   let at = next() * TOTAL_WEIGHT;
@@ -43,7 +33,7 @@ function pick(next: () => number): (typeof PRODUCTS)[number] {
 
 /** `days` days of sales ending on `end` (YYYY-MM-DD): the CSV text and its row count. */
 export function sampleSales(end: string, days: number, seed = 7): { csv: string; rows: number } {
-  const next = random(seed);
+  const next = prng(seed);
   const lines = ['date,order_id,product_id,amount_sgd'];
   const last = Date.parse(`${end}T00:00:00Z`);
   let order = 0;
@@ -64,8 +54,8 @@ export function sampleSales(end: string, days: number, seed = 7): { csv: string;
         seen.add(product.id);
         const quantity = 1 + Math.floor(next() * next() * 4);
         const refund = next() < 0.015 ? -1 : 1;
-        const cents = Math.round(product.price * 100) * quantity * refund;
-        lines.push(`${date},${id},${product.id},${(cents / 100).toFixed(2)}`);
+        const cents = product.priceCents * quantity * refund;
+        lines.push(`${date},${id},${product.id},${formatCents(cents)}`);
       }
     }
   }

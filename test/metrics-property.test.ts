@@ -265,11 +265,12 @@ describe.each(DIALECTS)('metrics property test on %s', (kind) => {
     it(`seed ${seed}, rollups refreshed ${way}: every answer equals the direct aggregate, after an import, a replace and an undo`, async () => {
       rollupTuning.wholeTableShare = share;
       snapshotTuning.maxPairs = maxPairs;
+      const bulkDefaults = { ...bulkLoadTuning };
       if (bulk) Object.assign(bulkLoadTuning, { minRows: 0, tableShare: 0 });
       onTestFinished(() => {
         rollupTuning.wholeTableShare = 0.25;
         snapshotTuning.maxPairs = 200_000;
-        Object.assign(bulkLoadTuning, { minRows: 50_000, tableShare: 0.5 });
+        Object.assign(bulkLoadTuning, bulkDefaults);
       });
       const random = prng(seed * 7919);
       const first = firstFile(random, seed);
