@@ -66,7 +66,7 @@ export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: I
     await refreshSpan(db, kind, unique[0]!, unique.at(-1)!);
   } else {
     for (const chunk of chunks) await refreshDays(db, chunk);
-    for (const chunk of chunks) await refreshMultiDateOrders(db, chunk);
+    for (const chunk of chunks) await refreshMultiDateOrders(db, kind, chunk);
     const months = [...new Set(unique.map((d) => `${d.slice(0, 8)}01`))];
     for (const month of months) await refreshMonth(db, month);
     await refreshCumulative(db, months[0]);
@@ -164,11 +164,16 @@ async function refreshDays(db: RollupDB, dates: string[]): Promise<void> {
  * (`t` is sales), or all of them (then on MySQL one sorted pass over a covering index).
  */
 function multiDateLines(kind: 'mysql' | 'sqlite', orders: RawBuilder<unknown> | undefined) {
+  const mysql = kind === 'mysql';
   const source =
-    orders === undefined && kind === 'mysql'
+    orders === undefined && mysql
       ? sql`SELECT SQL_BIG_RESULT t.order_id FROM sales t FORCE INDEX (sales_product_date)`
       : sql`SELECT t.order_id FROM sales t WHERE ${orders ?? sql`1 = 1`}`;
-  return sql`SELECT s.order_id, s.product_id, s.date
+  // The few multi-date orders first, then their lines through the identity index. Left to itself,
+  // MySQL may read every row of `sales` and probe the derived table for each (measured inside an
+  // import's transaction: 5× slower at 1M rows, over 50× at 5M).
+  const straight = mysql ? sql`STRAIGHT_JOIN ` : sql``;
+  return sql`SELECT ${straight}s.order_id, s.product_id, s.date
     FROM (${source} GROUP BY t.order_id HAVING MIN(t.date) <> MAX(t.date)) m
     JOIN sales s ON s.order_id = m.order_id`;
 }
@@ -178,7 +183,7 @@ function multiDateLines(kind: 'mysql' | 'sqlite', orders: RawBuilder<unknown> | 
  * there, which carry the old dates) or have one now: their rows go, and those spanning several
  * dates now come back whole. The derived tables let MySQL read the table a DELETE targets.
  */
-async function refreshMultiDateOrders(db: RollupDB, dates: string[]): Promise<void> {
+async function refreshMultiDateOrders(db: RollupDB, kind: 'mysql' | 'sqlite', dates: string[]): Promise<void> {
   const inDates = sql.join(dates);
   const targets = sql`SELECT order_id FROM (
       SELECT order_id FROM revenue_multiday_days WHERE date IN (${inDates})
@@ -186,7 +191,7 @@ async function refreshMultiDateOrders(db: RollupDB, dates: string[]): Promise<vo
     ) targets`;
   await sql`DELETE FROM revenue_multiday_lines WHERE order_id IN (${targets})`.execute(db);
   await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
-    ${multiDateLines('sqlite', sql`t.order_id IN (${targets})`)}`.execute(db);
+    ${multiDateLines(kind, sql`t.order_id IN (${targets})`)}`.execute(db);
   await sql`DELETE FROM revenue_multiday_days WHERE order_id IN (${targets})`.execute(db);
   // The orders of the lines table that have no rows here any more are exactly those to redo.
   await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date)
