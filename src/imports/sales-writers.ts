@@ -250,47 +250,42 @@ abstract class MysqlWriter implements SalesWriter {
     const { trx } = this;
     const id = this.importId;
     const identity = sql`s.order_id = st.order_id AND s.product_id = st.product_id`;
-    // 1. Rows the bulk step stored are settled.
-    await sql`DELETE st FROM sales_staging st JOIN sales s ON ${identity}
-      AND s.imported_file_id = st.import_id AND s.source_line = st.line
-      WHERE st.import_id = ${id}`.execute(trx);
-
-    // 2. Repeats of an identity this file stored on an earlier line.
     const errors: RowError[] = [];
     let count = 0;
-    const stored = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
-      SELECT st.line, s.source_line AS first, st.order_id, st.product_id
-      FROM sales_staging st JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
-      WHERE st.import_id = ${id} ORDER BY st.line LIMIT ${keep}`.execute(trx);
-    const removed = await sql`DELETE st FROM sales_staging st JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
-      WHERE st.import_id = ${id}`.execute(trx);
-    count += Number(removed.numAffectedRows ?? 0n);
-    for (const r of stored.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
+    // 1 and 2 only concern identities the bulk step stored for this file: none when it stored
+    // nothing (a file whose every identity was stored already), and then they are skipped.
+    if (this.stored > 0) count += await this.settleOwnRows(keep, errors);
 
-    // 3. Left: identities other imports stored. A repeat among them defers to its first line.
+    // 3. Left: identities other imports stored. A repeat among them defers to its first line;
+    //    the later lines go, so that the staging rows left are exactly the replacements.
     //    Grouping (one pass over the identity index) rather than a self-join, which MySQL may
-    //    plan as a scan per row.
+    //    plan as a scan per row; the listing and the deletion only when there are repeats.
     const firsts = sql`(SELECT order_id, product_id, MIN(line) AS first, COUNT(*) AS n
-      FROM sales_staging WHERE import_id = ${id} GROUP BY order_id, product_id)`;
-    const repeats = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
-      SELECT st.line, g.first, st.order_id, st.product_id
-      FROM sales_staging st JOIN ${firsts} g ON g.order_id = st.order_id AND g.product_id = st.product_id
-      WHERE st.import_id = ${id} AND g.n > 1 AND st.line > g.first ORDER BY st.line LIMIT ${keep}`.execute(trx);
-    for (const r of repeats.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
-    const repeatCount = await sql<{ n: number | string | null }>`SELECT SUM(g.n - 1) AS n FROM ${firsts} g WHERE g.n > 1`.execute(trx);
-    count += Number(repeatCount.rows[0]?.n ?? 0);
+      FROM sales_staging WHERE import_id = ${id} GROUP BY order_id, product_id HAVING COUNT(*) > 1)`;
+    const repeatCount = await sql<{ n: number | string | null }>`SELECT SUM(g.n - 1) AS n FROM ${firsts} g`.execute(trx);
+    const repeatsLeft = Number(repeatCount.rows[0]?.n ?? 0);
+    if (repeatsLeft > 0) {
+      count += repeatsLeft;
+      const repeats = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
+        SELECT st.line, g.first, st.order_id, st.product_id
+        FROM sales_staging st JOIN ${firsts} g ON g.order_id = st.order_id AND g.product_id = st.product_id
+        WHERE st.import_id = ${id} AND st.line > g.first ORDER BY st.line LIMIT ${keep}`.execute(trx);
+      for (const r of repeats.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
+      await sql`DELETE st FROM sales_staging st JOIN ${firsts} g ON g.order_id = st.order_id AND g.product_id = st.product_id
+        WHERE st.import_id = ${id} AND st.line > g.first`.execute(trx);
+    }
 
-    // 4. Replace with each identity's first line: keep the old rows for undo, note their dates,
-    //    then overwrite them in place.
-    const winners = sql`sales_staging st JOIN ${firsts} g
-      ON g.order_id = st.order_id AND g.product_id = st.product_id AND g.first = st.line`;
+    // 4. Replace: keep the old rows for undo, note their dates, then overwrite them in place.
+    //    Staging first, each row then found through the identity index (MySQL would otherwise
+    //    pick its own order, which inside a large import can be a scan of sales per group).
+    const replacing = sql`sales_staging st STRAIGHT_JOIN sales s ON ${identity}`;
     await sql`INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
       SELECT ${id}, s.date, s.order_id, s.product_id, s.amount_sgd, s.imported_file_id, s.source_line
-      FROM sales s JOIN ${winners} ON ${identity} WHERE st.import_id = ${id}`.execute(trx);
-    const oldDates = await sql<{ date: string }>`SELECT DISTINCT s.date FROM sales s JOIN ${winners} ON ${identity}
-      WHERE st.import_id = ${id}`.execute(trx);
+      FROM ${replacing} WHERE st.import_id = ${id}`.execute(trx);
+    const oldDates = await sql<{ date: string }>`SELECT DISTINCT date FROM sales_history
+      WHERE replaced_by_import_id = ${id}`.execute(trx);
     for (const { date } of oldDates.rows) this.dates.add(date);
-    const replaced = await sql`UPDATE sales s JOIN ${winners} ON ${identity}
+    const replaced = await sql`UPDATE ${replacing}
       SET s.date = st.date, s.amount_sgd = st.amount_sgd, s.imported_file_id = st.import_id, s.source_line = st.line
       WHERE st.import_id = ${id}`.execute(trx);
     this.stored += Number(replaced.numAffectedRows ?? 0n);
@@ -298,6 +293,31 @@ abstract class MysqlWriter implements SalesWriter {
 
     errors.sort((a, b) => a.line - b.line);
     return { errors: errors.slice(0, keep), count };
+  }
+
+  /**
+   * Steps 1 and 2 of reconcile: staging rows the bulk step stored are settled; the others whose
+   * identity this file stored (on an earlier line) are repeats. Adds the repeats (the first
+   * `keep`) to `errors`; resolves to their count.
+   */
+  private async settleOwnRows(keep: number, errors: RowError[]): Promise<number> {
+    const { trx } = this;
+    const id = this.importId;
+    const identity = sql`s.order_id = st.order_id AND s.product_id = st.product_id`;
+    // 1. Rows the bulk step stored are settled.
+    await sql`DELETE st FROM sales_staging st STRAIGHT_JOIN sales s ON ${identity}
+      AND s.imported_file_id = st.import_id AND s.source_line = st.line
+      WHERE st.import_id = ${id}`.execute(trx);
+
+    // 2. Repeats of an identity this file stored on an earlier line.
+    const stored = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
+      SELECT st.line, s.source_line AS first, st.order_id, st.product_id
+      FROM sales_staging st STRAIGHT_JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
+      WHERE st.import_id = ${id} ORDER BY st.line LIMIT ${keep}`.execute(trx);
+    const removed = await sql`DELETE st FROM sales_staging st STRAIGHT_JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
+      WHERE st.import_id = ${id}`.execute(trx);
+    for (const r of stored.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
+    return Number(removed.numAffectedRows ?? 0n);
   }
 }
 
