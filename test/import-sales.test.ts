@@ -124,6 +124,22 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
     expect(history[0]).toMatchObject({ order_id: o, imported_file_id: first.id, replaced_by_import_id: second.id, date: '2024-01-01' });
   });
 
+  it('when a later file holds only stored identities and repeats one, then the first replaces it and the repeat is a row error', async () => {
+    const o = orderId();
+    const other = orderId();
+    h.writeCsv('1.csv', csv([['2024-01-01', o, 'P-1', '10.00'], ['2024-01-01', other, 'P-1', '5.00']]));
+    const first = (await runImport()).files[0]!;
+    h.writeCsv('2.csv', csv([['2024-01-02', o, 'P-1', '20.00'], ['2024-01-03', other, 'P-1', '6.00'], ['2024-01-04', o, 'P-1', '30.00']]));
+    const second = (await runImport('?on_error=skip')).files[1]!;
+    expect(second).toMatchObject({ status: 'partial', num_rows: 2, rows_rejected: 1 });
+    expect(second.errors).toEqual([{ line: 4, column: null, message: expect.stringContaining('already appears on line 2') }]);
+    expect(await total()).toMatchObject({ total_revenue: '26.00', sale_count: 2 });
+    const history = await h.database.db.selectFrom('sales_history').selectAll().orderBy('order_id').execute();
+    expect(history.map((r) => [r.order_id, r.imported_file_id, r.replaced_by_import_id])).toEqual(
+      [o, other].sort().map((id) => [id, first.id, second.id]),
+    );
+  });
+
   it('when a strict file replacing stored rows fails, then the stored rows and history are untouched', async () => {
     const o = orderId();
     h.writeCsv('1.csv', csv([['2024-01-01', o, 'P-1', '10.00']]));
