@@ -1,6 +1,11 @@
 import { renameSync } from 'node:fs';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
+import { generateSalesCsv } from '../bench/sales-generator.js';
+import { openDatabase } from '../src/db/connection.js';
+import { importFile } from '../src/imports/import.service.js';
+import { formatCents } from '../src/money.js';
 import { IMPORT_PATHS, salesIndexes, useImportPath } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
@@ -36,6 +41,34 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
   async function salesRows() {
     return h.database.db.selectFrom('sales').selectAll().orderBy('source_line').execute();
   }
+
+  it('when two instances import files with overlapping dates at the same time, then both succeed and every answer counts both', async () => {
+    // Two processes in production: two connection pools here. On MySQL each import's rollup
+    // refresh reads the days the other is writing; unserialized, InnoDB failed one with a deadlock.
+    const a = h.writeCsv('a.csv', '');
+    const b = h.writeCsv('b.csv', '');
+    const first = await generateSalesCsv(a, { rows: 20_000, seed: 1, firstOrder: 1 });
+    const second = await generateSalesCsv(b, { rows: 20_000, seed: 2, firstOrder: 1_000_000 });
+    const other = openDatabase(h.config.database);
+    try {
+      const options = { onError: 'fail' as const, log: { info: () => {}, warn: () => {}, error: () => {} }, mysqlLoadMethod };
+      const outcomes = await Promise.all([importFile(h.database, a, 'a.csv', options), importFile(other, b, 'b.csv', options)]);
+      expect(outcomes.map((o) => [o.status, o.record.error_message])).toEqual([
+        ['success', null],
+        ['success', null],
+      ]);
+    } finally {
+      await other.close();
+    }
+    const body = await total();
+    expect(body).toMatchObject({
+      total_revenue: formatCents(first.totalCents + second.totalCents),
+      order_count: first.orders + second.orders,
+      sale_count: 40_000,
+    });
+    const direct = await sql<{ n: number | string }>`SELECT COUNT(DISTINCT order_id) AS n FROM sales`.execute(h.database.db);
+    expect(Number(direct.rows[0]!.n)).toBe(body.order_count);
+  });
 
   it('when the folder is empty, then the run reports no files', async () => {
     const body = await runImport();

@@ -6,6 +6,7 @@ import { createPool, type PoolOptions } from 'mysql2';
 import type { DatabaseConfig } from '../config.js';
 import { infileStreamFactory } from './infile.js';
 import type { Tables } from './tables.js';
+import { beginImmediate } from './write-lock.js';
 
 export type DB = Kysely<Tables>;
 
@@ -54,7 +55,11 @@ export interface OpenOptions {
  * real one (a full disk would read as a bug). Roll back only what is still open.
  */
 class SqliteDialectKeepingErrors extends SqliteDialect {
-  constructor(private readonly handle: SqliteDatabase.Database) {
+  constructor(
+    private readonly handle: SqliteDatabase.Database,
+    /** The writer connection: its transactions take the write lock at BEGIN (see write-lock.ts). */
+    private readonly writer: boolean,
+  ) {
     super({ database: handle });
   }
 
@@ -64,6 +69,7 @@ class SqliteDialectKeepingErrors extends SqliteDialect {
     driver.rollbackTransaction = async (connection) => {
       if (this.handle.inTransaction) await rollback(connection);
     };
+    if (this.writer) driver.beginTransaction = () => beginImmediate(this.handle);
     return driver;
   }
 }
@@ -100,9 +106,9 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
     return conn;
   };
   const writerHandle = open(32);
-  const writer = new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(writerHandle), log });
+  const writer = new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(writerHandle, true), log });
   const db =
-    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open(16)), log });
+    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open(16), false), log });
   return {
     kind: 'sqlite',
     db,

@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import type { Log } from '../log.js';
 import type { Database, DB } from '../db/connection.js';
 import type { ImportStatus } from '../db/tables.js';
+import { withWriteLock } from '../db/write-lock.js';
 import { CsvFormatError, readCsv } from './csv-reader.js';
 import { acquireLease, activeHere, holdOwnerLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
 import {
@@ -299,16 +300,18 @@ async function loadClaimed(
   let message: string | null = null;
   try {
     const bulk = await isBulkLoad(database, file.size);
-    status = await conn.transaction().execute(async (trx) => {
-      const target = { path: file.filePath, sha256: file.sha256, size: file.size, bulk };
-      await loadRows(database, trx, id, target, tally, options, trackProgress);
-      const rejected = tally.rejectedRows > 0;
-      if (rejected && onError === 'fail') throw new Rejected();
-      const final = rejected ? 'partial' : 'success';
-      message = rejected ? `${tally.rejectedRows} row${tally.rejectedRows === 1 ? '' : 's'} rejected` : null;
-      await updateImport(trx, id, finalFields(final, message, tally, started));
-      return final;
-    });
+    status = await withWriteLock(database.kind, conn, () =>
+      conn.transaction().execute(async (trx) => {
+        const target = { path: file.filePath, sha256: file.sha256, size: file.size, bulk };
+        await loadRows(database, trx, id, target, tally, options, trackProgress);
+        const rejected = tally.rejectedRows > 0;
+        if (rejected && onError === 'fail') throw new Rejected();
+        const final = rejected ? 'partial' : 'success';
+        message = rejected ? `${tally.rejectedRows} row${tally.rejectedRows === 1 ? '' : 's'} rejected` : null;
+        await updateImport(trx, id, finalFields(final, message, tally, started));
+        return final;
+      }),
+    );
     // This instance's cached answers follow its own imports at once (others within CACHE_MAX_STALE_MS).
     noteSalesCommitted();
   } catch (error) {
@@ -376,7 +379,8 @@ async function claim(
     const existing = await findImportBySha(conn, file.sha256);
     if (!existing) {
       try {
-        return { id: await insertImport(conn, { ...fields, sha256: file.sha256 }) };
+        // In a transaction: on SQLite it waits for another process's import without stalling this one.
+        return { id: await conn.transaction().execute((trx) => insertImport(trx, { ...fields, sha256: file.sha256 })) };
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         continue; // another process inserted it first: look again
@@ -388,7 +392,8 @@ async function claim(
     if (existing.status === 'processing' && !(await isAbandoned(database.kind, conn, existing))) {
       return { skip: skipped(existing, file.filename, `being imported by another process (import ${existing.id})`) };
     }
-    if (await updateImportIf(conn, existing.id, { status: existing.status, owner: existing.owner }, fields)) {
+    const expected = { status: existing.status, owner: existing.owner };
+    if (await conn.transaction().execute((trx) => updateImportIf(trx, existing.id, expected, fields))) {
       return { id: existing.id };
     }
   }

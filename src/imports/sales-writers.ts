@@ -88,9 +88,8 @@ export const bulkLoadTuning = { minRows: 50_000, tableShare: 0.5 };
  * SQLite: whether a file is large next to the table it goes into; then building the secondary
  * indexes once after the load (a sort) is cheaper than updating them row by row (random writes).
  * The table's size comes from the daily rollup, which is small, instead of a count over `sales`.
- * Ask before the import's transaction begins, on the read connection: a transaction that has
- * read cannot wait for the write lock (SQLite answers SQLITE_BUSY at once while another process
- * writes), whereas one whose first statement writes waits up to busy_timeout.
+ * Asked before the import's transaction begins, on the read connection, so that the question
+ * never waits for the write lock another process's import may hold.
  */
 export async function isBulkLoad(database: Database, fileBytes: number): Promise<boolean> {
   if (database.kind !== 'sqlite') return false;

@@ -1,0 +1,73 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type SqliteDatabase from 'better-sqlite3';
+import { sql } from 'kysely';
+import type { DB } from './connection.js';
+
+/**
+ * Changes to `sales` (imports, undo) run one at a time per database, whichever process or
+ * instance makes them; a second one waits for the first to finish, up to this long.
+ *
+ * - MySQL: a named lock (GET_LOCK) held on the transaction's connection from before BEGIN to
+ *   after COMMIT or ROLLBACK (`withWriteLock`). Without it, two imports whose dates overlap
+ *   deadlock in the rollup refresh (each reads the days the other is writing) and InnoDB fails
+ *   one of them. The server drops the lock with the connection, so a crashed importer frees it.
+ * - SQLite: the database's own write lock, taken at BEGIN (`beginImmediate`, used for every
+ *   transaction on the writer connection) and waited for without blocking the event loop.
+ */
+export const WRITE_LOCK_WAIT_MS = 30 * 60 * 1000;
+
+/** Thrown when another writer held the lock for longer than WRITE_LOCK_WAIT_MS. */
+export class WriteLockTimeout extends Error {
+  override name = 'WriteLockTimeout';
+  constructor() {
+    super(
+      `another import or undo kept the database's write lock for over ${WRITE_LOCK_WAIT_MS / 60_000} minutes; try again once it has finished`,
+    );
+  }
+}
+
+/** The lock's name: per database (names are server-wide), within MySQL's 64 characters. */
+const LOCK_NAME = sql`CONCAT('zinc:writer:', SHA1(DATABASE()))`;
+
+/**
+ * Runs `work` (which opens and ends a transaction on `conn`) holding the writer lock (MySQL;
+ * on SQLite the transaction takes the database's own lock, see beginImmediate).
+ */
+export async function withWriteLock<T>(kind: 'mysql' | 'sqlite', conn: DB, work: () => Promise<T>): Promise<T> {
+  if (kind !== 'mysql') return work();
+  const seconds = Math.ceil(WRITE_LOCK_WAIT_MS / 1000);
+  const { rows } = await sql<{ ok: number | null }>`SELECT GET_LOCK(${LOCK_NAME}, ${seconds}) AS ok`.execute(conn);
+  if (Number(rows[0]?.ok) !== 1) throw new WriteLockTimeout();
+  try {
+    return await work();
+  } finally {
+    await sql`SELECT RELEASE_LOCK(${LOCK_NAME})`.execute(conn).catch(() => {});
+  }
+}
+
+/**
+ * BEGIN IMMEDIATE on SQLite's writer connection: the write lock at the start of the transaction
+ * rather than at its first write. A transaction that reads first and then writes fails at once
+ * (SQLITE_BUSY) when another process wrote in between; and busy_timeout waits synchronously,
+ * which would stall the whole process while another one imports a large file. So: quick tries,
+ * with an asynchronous pause between them, until WRITE_LOCK_WAIT_MS.
+ */
+export async function beginImmediate(handle: SqliteDatabase.Database): Promise<void> {
+  const deadline = performance.now() + WRITE_LOCK_WAIT_MS;
+  const busyTimeout = handle.pragma('busy_timeout', { simple: true }) as number;
+  handle.pragma('busy_timeout = 0');
+  try {
+    for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+      try {
+        handle.exec('BEGIN IMMEDIATE');
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
+        if (performance.now() + pause > deadline) throw new WriteLockTimeout();
+      }
+      await sleep(pause);
+    }
+  } finally {
+    handle.pragma(`busy_timeout = ${busyTimeout}`);
+  }
+}
