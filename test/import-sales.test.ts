@@ -1,6 +1,8 @@
 import { renameSync } from 'node:fs';
 import path from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
+import { createConnection } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
 import { openDatabase } from '../src/db/connection.js';
@@ -69,6 +71,70 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
     const direct = await sql<{ n: number | string }>`SELECT COUNT(DISTINCT order_id) AS n FROM sales`.execute(h.database.db);
     expect(Number(direct.rows[0]!.n)).toBe(body.order_count);
   });
+
+  /** Takes the database's write lock as another process would; resolves to its release. */
+  async function holdWriteLock(): Promise<() => Promise<void>> {
+    const config = h.config.database;
+    if (config.kind === 'sqlite') {
+      const other = new SqliteDatabase(config.path);
+      other.exec('BEGIN IMMEDIATE');
+      return async () => {
+        other.exec('COMMIT');
+        other.close();
+      };
+    }
+    const other = await createConnection(config.url);
+    await other.query(`SELECT GET_LOCK(CONCAT('zinc:writer:', SHA1(DATABASE())), 0)`);
+    return async () => {
+      await other.query(`SELECT RELEASE_LOCK(CONCAT('zinc:writer:', SHA1(DATABASE())))`);
+      await other.end();
+    };
+  }
+  const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+
+  it('when another process holds the write lock for longer than SQLite\'s busy timeout, then an import waits and then succeeds', async () => {
+    const file = h.writeCsv('wait.csv', csv([['2024-01-01', orderId(), 'P-1', '10.00']]));
+    const release = await holdWriteLock();
+    let settled = false;
+    const importing = importFile(h.database, file, 'wait.csv', { onError: 'fail', log: quiet, mysqlLoadMethod }).finally(() => (settled = true));
+    // Longer than busy_timeout (5 s), which used to fail the import; the event loop stays free meanwhile.
+    const started = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
+    expect(performance.now() - started).toBeLessThan(6_500);
+    expect(settled).toBe(false);
+    await release();
+    const outcome = await importing;
+    expect([outcome.status, outcome.record.error_message]).toEqual(['success', null]);
+    expect(await total()).toMatchObject({ total_revenue: '10.00', sale_count: 1 });
+  }, 20_000);
+
+  it('when the process shuts down while an import waits for the write lock, then the wait ends and nothing is stored', async () => {
+    const file = h.writeCsv('wait.csv', csv([['2024-01-01', orderId(), 'P-1', '10.00']]));
+    const release = await holdWriteLock();
+    const instance = openDatabase(h.config.database);
+    try {
+      const stop = new AbortController();
+      const importing = importFile(instance, file, 'wait.csv', { onError: 'fail', log: quiet, mysqlLoadMethod, signal: stop.signal });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // What shutdown does: the signal (MySQL's wait checks it every second), and on SQLite the
+      // database closing (its wait checks that between tries).
+      stop.abort();
+      if (instance.kind === 'sqlite') void instance.close();
+      const ended = await Promise.race([
+        importing.then((o) => `${o.status}: ${o.record.error_message}`, (error: Error) => `${error.name}: ${error.message}`),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
+      ]);
+      expect(ended).toBe(
+        instance.kind === 'sqlite'
+          ? 'WriteLockWaitAborted: shutting down while waiting for the write lock'
+          : 'failed: interrupted by shutdown; the next import run takes the file again',
+      );
+    } finally {
+      await release();
+      await instance.close().catch(() => {});
+    }
+    expect(await total()).toMatchObject({ total_revenue: '0.00', sale_count: 0 });
+  }, 20_000);
 
   it('when the folder is empty, then the run reports no files', async () => {
     const body = await runImport();

@@ -57,8 +57,8 @@ export interface OpenOptions {
 class SqliteDialectKeepingErrors extends SqliteDialect {
   constructor(
     private readonly handle: SqliteDatabase.Database,
-    /** The writer connection: its transactions take the write lock at BEGIN (see write-lock.ts). */
-    private readonly writer: boolean,
+    /** The writer connection's: its transactions take the write lock at BEGIN (see write-lock.ts). */
+    private readonly closing?: () => boolean,
   ) {
     super({ database: handle });
   }
@@ -69,7 +69,8 @@ class SqliteDialectKeepingErrors extends SqliteDialect {
     driver.rollbackTransaction = async (connection) => {
       if (this.handle.inTransaction) await rollback(connection);
     };
-    if (this.writer) driver.beginTransaction = () => beginImmediate(this.handle);
+    const closing = this.closing;
+    if (closing) driver.beginTransaction = () => beginImmediate(this.handle, closing);
     return driver;
   }
 }
@@ -106,15 +107,17 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
     return conn;
   };
   const writerHandle = open(32);
-  const writer = new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(writerHandle, true), log });
+  let closing = false;
+  const writer = new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(writerHandle, () => closing), log });
   const db =
-    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open(16), false), log });
+    config.path === ':memory:' ? writer : new Kysely<Tables>({ dialect: new SqliteDialectKeepingErrors(open(16)), log });
   return {
     kind: 'sqlite',
     db,
     writer,
     sqliteWriter: writerHandle,
     close: async () => {
+      closing = true;
       if (db !== writer) await db.destroy();
       await writer.destroy();
     },

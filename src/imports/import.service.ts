@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import type { Log } from '../log.js';
 import type { Database, DB } from '../db/connection.js';
 import type { ImportStatus } from '../db/tables.js';
-import { withWriteLock } from '../db/write-lock.js';
+import { serializedWrites, withWriteLock, WriteLockWaitAborted } from '../db/write-lock.js';
 import { CsvFormatError, readCsv } from './csv-reader.js';
 import { acquireLease, activeHere, holdOwnerLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
 import {
@@ -52,25 +52,13 @@ export interface ImportOptions {
 /** Row errors kept on a record; the total is counted separately. */
 export const MAX_KEPT_ERRORS = 100;
 
-/** Imports in one process run one at a time; the database arbitrates between processes. */
-const queues = new WeakMap<Database, Promise<unknown>>();
-function serialized<T>(database: Database, task: () => Promise<T>): Promise<T> {
-  const previous = queues.get(database) ?? Promise.resolve();
-  const next = previous.then(task, task);
-  queues.set(
-    database,
-    next.catch(() => {}),
-  );
-  return next;
-}
-
 /** Imports every new `*.csv` in `dir`, one file at a time, in name order. */
 export async function importFolder(
   database: Database,
   dir: string,
   options: ImportOptions,
 ): Promise<FolderResult> {
-  return serialized(database, async () => {
+  return serializedWrites(database, 'imports', async () => {
     const files: FileOutcome[] = [];
     for (const file of await listSalesFiles(dir)) {
       if (options.signal?.aborted) break;
@@ -89,7 +77,7 @@ export async function importFile(
   filename: string,
   options: ImportOptions,
 ): Promise<FileOutcome> {
-  return serialized(database, async () => {
+  return serializedWrites(database, 'imports', async () => {
     const outcome = await importOneFile(database, filePath, filename, options);
     options.onFileDone?.(outcome);
     return outcome;
@@ -114,11 +102,13 @@ export async function recoverInterruptedImports(database: Database, log: Log): P
   let recovered = 0;
   for (const record of await listProcessingImports(database.db)) {
     if (!(await isAbandoned(database.kind, database.db, record))) continue;
-    const taken = await updateImportIf(
-      database.writer,
-      record.id,
-      { status: 'processing', owner: record.owner },
-      { status: 'failed', owner: null, error_message: 'interrupted: the import stopped before it finished; the next import run takes the file again' },
+    const taken = await database.writer.transaction().execute((trx) =>
+      updateImportIf(
+        trx,
+        record.id,
+        { status: 'processing', owner: record.owner },
+        { status: 'failed', owner: null, error_message: 'interrupted: the import stopped before it finished; the next import run takes the file again' },
+      ),
     );
     if (taken) {
       recovered++;
@@ -204,7 +194,7 @@ export function startFolderImport(
   options: ImportOptions,
 ): Promise<{ started: FileOutcome[]; queued: ImportRecord[]; done: Promise<FolderResult> }> {
   return new Promise((resolveStarted, rejectStarted) => {
-    const done = serialized(database, async () => {
+    const done = serializedWrites(database, 'imports', async () => {
       const releaseOwner = await holdOwnerLease(database);
       const opened: OpenedSalesFile[] = [];
       try {
@@ -311,6 +301,7 @@ async function loadClaimed(
         await updateImport(trx, id, finalFields(final, message, tally, started));
         return final;
       }),
+      options.signal,
     );
     // This instance's cached answers follow its own imports at once (others within CACHE_MAX_STALE_MS).
     noteSalesCommitted();
@@ -322,20 +313,22 @@ async function loadClaimed(
         `${tally.rejectedRows} row${tally.rejectedRows === 1 ? ' has' : 's have'} errors, so nothing was imported ` +
         `(first: line ${first.line}${first.column ? `, ${first.column}` : ''}: ${first.message}); ` +
         'fix the file or import with on_error=skip';
-    } else if (error instanceof Interrupted) {
+    } else if (error instanceof Interrupted || error instanceof WriteLockWaitAborted) {
       message = 'interrupted by shutdown; the next import run takes the file again';
     } else if (error instanceof CsvFormatError) {
       message = error.message;
     } else {
       running.delete(id);
       log.error({ err: error, importId: id, file: filename }, 'import failed');
-      await updateImport(conn, id, {
-        ...finalFields('failed', `database error: ${(error as Error).message}`, { ...tally, stored: 0 }, started),
-      }).catch(() => {});
+      const failed = finalFields('failed', `database error: ${(error as Error).message}`, { ...tally, stored: 0 }, started);
+      await conn.transaction().execute((trx) => updateImport(trx, id, failed)).catch(() => {});
       throw error;
     }
     tally.stored = 0;
-    await updateImport(conn, id, finalFields('failed', message, tally, started));
+    // In a transaction, as every write to the record: on SQLite it waits for another process's
+    // import without stalling this one.
+    const failed = finalFields('failed', message, tally, started);
+    await conn.transaction().execute((trx) => updateImport(trx, id, failed));
   } finally {
     running.delete(id);
   }
@@ -379,7 +372,8 @@ async function claim(
     const existing = await findImportBySha(conn, file.sha256);
     if (!existing) {
       try {
-        // In a transaction: on SQLite it waits for another process's import without stalling this one.
+        // In a transaction, as every write to the record: on SQLite it waits for another
+        // process's import without stalling this one.
         return { id: await conn.transaction().execute((trx) => insertImport(trx, { ...fields, sha256: file.sha256 })) };
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;

@@ -159,7 +159,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request) => {
       try {
-        const record = await undoImport(database, request.params.id);
+        const record = await undoImport(database, request.params.id, lifecycle.signal);
         if (!record) throw notFound(`no import with id ${request.params.id}`);
         request.log.info({ importId: record.id, file: record.filename }, 'import reverted');
         return presentImport(record);

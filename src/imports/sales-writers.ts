@@ -276,7 +276,7 @@ abstract class MysqlWriter implements SalesWriter {
 
     // 4. Replace: keep the old rows for undo, note their dates, then overwrite them in place.
     //    Staging first, each row then found through the identity index (MySQL would otherwise
-    //    pick its own order, which inside a large import can be a scan of sales per group).
+    //    pick its own order, which inside a large import can be a scan of sales per staging row).
     const replacing = sql`sales_staging st STRAIGHT_JOIN sales s ON ${identity}`;
     await sql`INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
       SELECT ${id}, s.date, s.order_id, s.product_id, s.amount_sgd, s.imported_file_id, s.source_line

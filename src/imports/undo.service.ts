@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database, DB } from '../db/connection.js';
-import { withWriteLock } from '../db/write-lock.js';
+import { serializedWrites, withWriteLock } from '../db/write-lock.js';
 import { noteSalesCommitted } from '../metrics/answer-cache.js';
 import { refreshRollups } from '../metrics/rollups.js';
 import { findImportById, type ImportRecord } from './imports.repository.js';
@@ -17,21 +17,36 @@ export class UndoConflict extends Error {
  * later import's history now points at the row before this one, so undoing it later restores
  * the right value. Resolves to the updated record, or undefined for an unknown id.
  */
-export async function undoImport(database: Database, id: number): Promise<ImportRecord | undefined> {
-  const reverted = await database.writer.connection().execute((conn) =>
-    withWriteLock(database.kind, conn, () => conn.transaction().execute((trx) => revert(trx, database.kind, id))),
+export async function undoImport(database: Database, id: number, signal?: AbortSignal): Promise<ImportRecord | undefined> {
+  // Answered at once when there is nothing to undo, rather than after waiting for the write lock
+  // (checked again inside the transaction).
+  const current = await findImportById(database.db, id);
+  if (!current) return undefined;
+  refuseUndo(current);
+  const reverted = await serializedWrites(database, 'undo', () =>
+    database.writer
+      .connection()
+      .execute((conn) =>
+        withWriteLock(database.kind, conn, () => conn.transaction().execute((trx) => revert(trx, database.kind, id)), signal),
+      ),
   );
   noteSalesCommitted();
   return reverted;
+}
+
+/** Throws UndoConflict when the record's status does not allow an undo. */
+function refuseUndo(record: ImportRecord): void {
+  const { id, status } = record;
+  if (status === 'processing') throw new UndoConflict(`import ${id} is still processing; undo it once it has finished`);
+  if (status === 'reverted') throw new UndoConflict(`import ${id} is already reverted`);
+  if (status === 'failed') throw new UndoConflict(`import ${id} failed and stored nothing`);
 }
 
 /** The undo itself, inside its transaction. */
 async function revert(trx: DB, kind: Database['kind'], id: number): Promise<ImportRecord | undefined> {
   const record = await findImportById(trx, id);
   if (!record) return undefined;
-  if (record.status === 'processing') throw new UndoConflict(`import ${id} is still processing; undo it once it has finished`);
-  if (record.status === 'reverted') throw new UndoConflict(`import ${id} is already reverted`);
-  if (record.status === 'failed') throw new UndoConflict(`import ${id} failed and stored nothing`);
+  refuseUndo(record);
 
   const dates = new Set<string>();
   const owned = await trx.selectFrom('sales').select('date').distinct().where('imported_file_id', '=', id).execute();

@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { centsFromDb } from '../money.js';
-import { addDays, addMonths, periodStart, type Granularity } from './calendar.js';
+import { addDays, addMonths, lastDayOfMonth, periodStart, type Granularity } from './calendar.js';
 import type { RollupDB, RollupTables } from './rollups.js';
 
 /**
@@ -134,6 +134,38 @@ export async function revenueByDay(database: Database, filter: RevenueFilter): P
     date: r.date,
     revenueCents: centsFromDb(kind, r.revenue),
     orderCount: Number(r.orders ?? 0),
+    saleCount: Number(r.sales),
+  }));
+}
+
+/**
+ * One product's revenue in [start, end] for a series by month, quarter or year: each whole month
+ * of the range as one entry dated on its first day (from revenue_monthly_product), the days of a
+ * partial first or last month as they are. Bucketed by such periods, the sums are the same as
+ * from the days, from at most twelve rows a year instead of one per day with sales.
+ */
+export async function revenueByMonthForProduct(
+  database: Database,
+  filter: { start: string; end: string; productId: string },
+): Promise<DayRevenue[]> {
+  const { start, end, productId } = filter;
+  const firstWhole = start.endsWith('-01') ? start : addMonths(`${start.slice(0, 8)}01`, 1);
+  const lastWhole = lastDayOfMonth(end) === end ? `${end.slice(0, 8)}01` : addMonths(`${end.slice(0, 8)}01`, -1);
+  if (firstWhole > lastWhole) return revenueByDay(database, { start, end, productIds: [productId] });
+  const { rows } = await sql<{ date: string; revenue: Num; sales: Num }>`
+    SELECT date, revenue, sale_count AS sales FROM revenue_daily_product
+    WHERE product_id = ${productId} AND date >= ${start} AND date < ${firstWhole}
+    UNION ALL
+    SELECT month, revenue, sale_count FROM revenue_monthly_product
+    WHERE product_id = ${productId} AND month >= ${firstWhole} AND month <= ${lastWhole}
+    UNION ALL
+    SELECT date, revenue, sale_count FROM revenue_daily_product
+    WHERE product_id = ${productId} AND date > ${lastDayOfMonth(lastWhole)} AND date <= ${end}`.execute(rollups(database));
+  // One line per order and product: orders = sales.
+  return rows.map((r) => ({
+    date: r.date,
+    revenueCents: centsFromDb(database.kind, r.revenue),
+    orderCount: Number(r.sales),
     saleCount: Number(r.sales),
   }));
 }

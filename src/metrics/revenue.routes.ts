@@ -9,6 +9,7 @@ import { addDays, daysInclusive, eachDay, toDayNumber, type Granularity } from '
 import { presentComparison, presentDay, presentPeriod, presentProduct, presentTotals } from './revenue.presenter.js';
 import {
   revenueByDay,
+  revenueByMonthForProduct,
   revenueByProduct,
   revenueTotals,
   saleDateBounds,
@@ -242,7 +243,12 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
         }
         checkSeriesLength(bounds.start, bounds.end, granularity);
         const filter = { start: bounds.start, end: bounds.end, productIds };
-        const [days, overCount] = await Promise.all([data.byDay(filter), data.overCount(filter, granularity)]);
+        const coarse = granularity === 'month' || granularity === 'quarter' || granularity === 'year';
+        const entries =
+          coarse && productIds.length === 1
+            ? revenueByMonthForProduct(database, { start: bounds.start, end: bounds.end, productId: productIds[0]! })
+            : data.byDay(filter);
+        const [days, overCount] = await Promise.all([entries, data.overCount(filter, granularity)]);
         const periods = buildSeries(days, overCount, bounds.start, bounds.end, granularity).map(presentPeriod);
         return { start: bounds.start, end: bounds.end, granularity, currency: 'SGD' as const, ...filterEcho, periods };
       });
