@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../db/connection.js';
 import type { Tables } from '../db/tables.js';
+import { withWriteLock } from '../db/write-lock.js';
 import { lastDayOfMonth } from './calendar.js';
 
 /**
@@ -74,14 +75,21 @@ export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: I
   await bumpDataVersion(db, kind);
 }
 
-/** Recomputes every rollup from `sales` in one transaction (repair, or after changes made by hand). */
+/**
+ * Recomputes every rollup from `sales` in one transaction (repair, or after changes made by
+ * hand), holding the write lock as imports and undo do.
+ */
 export async function rebuildRollups(db: DB, kind: 'mysql' | 'sqlite'): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    const r = trx.withTables<RollupTables>();
-    for (const table of ROLLUP_TABLES) await r.deleteFrom(table).execute();
-    await refreshSpan(r, kind, undefined, undefined);
-    await bumpDataVersion(r, kind);
-  });
+  await db.connection().execute((conn) =>
+    withWriteLock(kind, conn, () =>
+      conn.transaction().execute(async (trx) => {
+        const r = trx.withTables<RollupTables>();
+        for (const table of ROLLUP_TABLES) await r.deleteFrom(table).execute();
+        await refreshSpan(r, kind, undefined, undefined);
+        await bumpDataVersion(r, kind);
+      }),
+    ),
+  );
 }
 
 /**
