@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { renameSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -6,9 +7,11 @@ import { createConnection } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
 import { openDatabase } from '../src/db/connection.js';
+import { acquireLease, releaseLease } from '../src/imports/import-lease.js';
 import { importFile } from '../src/imports/import.service.js';
 import { formatCents } from '../src/money.js';
-import { IMPORT_PATHS, salesIndexes, useImportPath } from './support/databases.js';
+import { createTestDatabase, IMPORT_PATHS, salesIndexes, useImportPath } from './support/databases.js';
+import { migrateToLatest } from '../src/db/migrator.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
 interface FileResult {
@@ -70,6 +73,31 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
     });
     const direct = await sql<{ n: number | string }>`SELECT COUNT(DISTINCT order_id) AS n FROM sales`.execute(h.database.db);
     expect(Number(direct.rows[0]!.n)).toBe(body.order_count);
+  });
+
+  // Lock names are server-wide on MySQL; an SQLite file is a database of its own.
+  if (kind === 'mysql') it('when a file is being imported into one database, then the same file imports into another database of the server', async () => {
+    const content = csv([['2024-01-01', orderId(), 'P-1', '10.00']]);
+    const file = h.writeCsv('same.csv', content);
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    const second = await createTestDatabase('mysql');
+    const other = openDatabase(second.config);
+    try {
+      await migrateToLatest(other.writer);
+      // The first database's import lock for this file, held as by an import running there.
+      const outcome = await h.database.writer.connection().execute(async (conn) => {
+        expect(await acquireLease('mysql', conn, sha256)).toBe(true);
+        try {
+          return await importFile(other, file, 'same.csv', { onError: 'fail', log: quiet, mysqlLoadMethod });
+        } finally {
+          await releaseLease('mysql', conn, sha256);
+        }
+      });
+      expect(outcome.status).toBe('success');
+    } finally {
+      await other.close();
+      await second.drop();
+    }
   });
 
   /** Takes the database's write lock as another process would; resolves to its release. */

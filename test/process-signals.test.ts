@@ -114,7 +114,7 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
         // The server rolls the dead connection's work back before it lets go of the import lock.
         await waitFor(
           async () => {
-            const { rows } = await sql<{ free: number }>`SELECT IS_FREE_LOCK(${`zinc:import:${record.sha256.slice(0, 48)}`}) AS free`.execute(database.db);
+            const { rows } = await sql<{ free: number }>`SELECT IS_FREE_LOCK(CONCAT('zinc:import:', LEFT(SHA1(DATABASE()), 8), ':', ${record.sha256.slice(0, 40)})) AS free`.execute(database.db);
             return Number(rows[0]?.free) === 1 ? true : undefined;
           },
           60_000,

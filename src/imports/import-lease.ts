@@ -24,8 +24,9 @@ export const OWNER = `${hostname()}:${process.pid}:${randomBytes(4).toString('he
  */
 export const activeHere = new Set<string>();
 
-function lockName(sha256: string): string {
-  return `zinc:import:${sha256.slice(0, 48)}`;
+/** A file's lock: named after the database too (lock names are server-wide), within 64 characters. */
+function lockName(sha256: string) {
+  return sql`CONCAT('zinc:import:', LEFT(SHA1(DATABASE()), 8), ':', ${sha256.slice(0, 40)})`;
 }
 
 /** Takes the import lock for a file on `conn` (MySQL), without waiting. False when another holds it. */
