@@ -52,6 +52,14 @@ export interface ImportOptions {
 /** Row errors kept on a record; the total is counted separately. */
 export const MAX_KEPT_ERRORS = 100;
 
+/**
+ * Every write to an import record runs in a transaction of its own: on SQLite a transaction
+ * waits for another process's import without stalling this process (see db/write-lock.ts).
+ */
+function writeRecord<T>(conn: DB, write: (trx: DB) => Promise<T>): Promise<T> {
+  return conn.transaction().execute(write);
+}
+
 /** Imports every new `*.csv` in `dir`, one file at a time, in name order. */
 export async function importFolder(
   database: Database,
@@ -102,7 +110,7 @@ export async function recoverInterruptedImports(database: Database, log: Log): P
   let recovered = 0;
   for (const record of await listProcessingImports(database.db)) {
     if (!(await isAbandoned(database.kind, database.db, record))) continue;
-    const taken = await database.writer.transaction().execute((trx) =>
+    const taken = await writeRecord(database.writer, (trx) =>
       updateImportIf(
         trx,
         record.id,
@@ -321,14 +329,12 @@ async function loadClaimed(
       running.delete(id);
       log.error({ err: error, importId: id, file: filename }, 'import failed');
       const failed = finalFields('failed', `database error: ${(error as Error).message}`, { ...tally, stored: 0 }, started);
-      await conn.transaction().execute((trx) => updateImport(trx, id, failed)).catch(() => {});
+      await writeRecord(conn, (trx) => updateImport(trx, id, failed)).catch(() => {});
       throw error;
     }
     tally.stored = 0;
-    // In a transaction, as every write to the record: on SQLite it waits for another process's
-    // import without stalling this one.
     const failed = finalFields('failed', message, tally, started);
-    await conn.transaction().execute((trx) => updateImport(trx, id, failed));
+    await writeRecord(conn, (trx) => updateImport(trx, id, failed));
   } finally {
     running.delete(id);
   }
@@ -372,9 +378,7 @@ async function claim(
     const existing = await findImportBySha(conn, file.sha256);
     if (!existing) {
       try {
-        // In a transaction, as every write to the record: on SQLite it waits for another
-        // process's import without stalling this one.
-        return { id: await conn.transaction().execute((trx) => insertImport(trx, { ...fields, sha256: file.sha256 })) };
+        return { id: await writeRecord(conn, (trx) => insertImport(trx, { ...fields, sha256: file.sha256 })) };
       } catch (error) {
         if (!isUniqueViolation(error)) throw error;
         continue; // another process inserted it first: look again
@@ -387,7 +391,7 @@ async function claim(
       return { skip: skipped(existing, file.filename, `being imported by another process (import ${existing.id})`) };
     }
     const expected = { status: existing.status, owner: existing.owner };
-    if (await conn.transaction().execute((trx) => updateImportIf(trx, existing.id, expected, fields))) {
+    if (await writeRecord(conn, (trx) => updateImportIf(trx, existing.id, expected, fields))) {
       return { id: existing.id };
     }
   }
