@@ -278,10 +278,13 @@ const ENDPOINTS: Array<[string, (start: string, end: string) => string]> = [
   ['total, compare=previous_period', (s, e) => `/api/metrics/revenue?start=${s}&end=${e}&compare=previous_period`],
   ['total, 1 product', (s, e) => `/api/metrics/revenue?start=${s}&end=${e}&product_id=SKU-7`],
   ['total, 3 products', (s, e) => `/api/metrics/revenue?start=${s}&end=${e}&product_id=SKU-7&product_id=SKU-8&product_id=SKU-9`],
+  // The generator's orders hold SKU-n, SKU-(n+7), SKU-(n+14): these three are often in one order.
+  ['total, 3 products bought together', (s, e) => `/api/metrics/revenue?start=${s}&end=${e}&product_id=SKU-1&product_id=SKU-8&product_id=SKU-15`],
   ['daily', (s, e) => `/api/metrics/revenue/daily?start=${s}&end=${e}`],
   ['series, week', (s, e) => `/api/metrics/revenue/series?start=${s}&end=${e}&granularity=week`],
   ['series, month', (s, e) => `/api/metrics/revenue/series?start=${s}&end=${e}&granularity=month`],
   ['series, month, 1 product', (s, e) => `/api/metrics/revenue/series?start=${s}&end=${e}&granularity=month&product_id=SKU-7`],
+  ['series, week, 3 products bought together', (s, e) => `/api/metrics/revenue/series?start=${s}&end=${e}&granularity=week&product_id=SKU-1&product_id=SKU-8&product_id=SKU-15`],
   ['by-product, top 10', (s, e) => `/api/metrics/revenue/by-product?start=${s}&end=${e}`],
 ];
 

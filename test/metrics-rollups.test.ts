@@ -167,6 +167,43 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
         ['2024-02-02', '2024-02-02', '2024-02-02', false, '1.00', 1, 1],
       ]);
     });
+
+    it('when two orders hold sets of products whose ids run together the same way, then they stay two sets', async () => {
+      // Joined without a separator both read "abc"; ids may hold any character, so lengths tell them apart.
+      const a = orderId();
+      const b = orderId();
+      await load([
+        ['2024-03-01', a, 'ab', '1.00'],
+        ['2024-03-01', a, 'c', '2.00'],
+        ['2024-03-01', b, 'a', '4.00'],
+        ['2024-03-01', b, 'bc', '8.00'],
+      ]);
+      const first = await get('/api/metrics/revenue?start=2024-03-01&end=2024-03-01&product_id=ab&product_id=c');
+      expect(first.body).toMatchObject({ total_revenue: '3.00', order_count: 1, sale_count: 2 });
+      const second = await get('/api/metrics/revenue?start=2024-03-01&end=2024-03-01&product_id=a&product_id=bc&product_id=c');
+      expect(second.body).toMatchObject({ total_revenue: '14.00', order_count: 2, sale_count: 3 });
+    });
+
+    it('when orders hold many long product ids, then sets differing only at the end are told apart', async () => {
+      // 20 ids of 60 characters: their joined names are far past MySQL's default GROUP_CONCAT cut (1024).
+      const long = (i: number) => `${'L'.repeat(56)}-${String(i).padStart(3, '0')}`;
+      const shared = Array.from({ length: 19 }, (_, i) => long(i));
+      const a = orderId();
+      const b = orderId();
+      await load([
+        ...shared.map((p) => ['2024-03-05', a, p, '1.00']),
+        ['2024-03-05', a, long(100), '1.00'],
+        ...shared.map((p) => ['2024-03-05', b, p, '1.00']),
+        ['2024-03-05', b, long(200), '1.00'],
+      ]);
+      const both = `product_id=${long(100)}&product_id=${long(200)}&product_id=${long(0)}`;
+      const total = await get(`/api/metrics/revenue?start=2024-03-05&end=2024-03-05&${both}`);
+      expect(total.body).toMatchObject({ order_count: 2, sale_count: 4 });
+      const onlyA = await get(`/api/metrics/revenue?start=2024-03-05&end=2024-03-05&product_id=${long(100)}&product_id=${long(1)}`);
+      expect(onlyA.body).toMatchObject({ order_count: 2, sale_count: 3 });
+      const daily = await get(`/api/metrics/revenue/series?start=2024-03-05&end=2024-03-05&${both}`);
+      expect(figures(daily.body.periods)).toEqual([['2024-03-05', '2024-03-05', '2024-03-05', false, '4.00', 2, 4]]);
+    });
   });
 
   describe('by product', () => {
@@ -386,6 +423,8 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       ['revenue_product_cum', 'product_id, month'],
       ['revenue_multiday_lines', 'order_id, product_id'],
       ['revenue_multiday_days', 'order_id, date'],
+      ['revenue_daily_basket', 'basket, date'],
+      ['revenue_basket_products', 'basket, product_id'],
     ] as const) {
       out[table] = (await sql`SELECT * FROM ${sql.table(table)} ORDER BY ${sql.raw(order)}`.execute(h.database.db)).rows;
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
@@ -104,6 +105,11 @@ export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}):
     conn.pragma(`cache_size = -${cacheMiB * 1024}`);
     // Sorts and DISTINCT of the rollup refresh spill to temporary files, not to the heap.
     conn.pragma('temp_store = FILE');
+    // SQLite has no hash function; the rollups name an order's set of products by its SHA-256,
+    // as MySQL's SHA2(…, 256) does (src/metrics/rollups.ts).
+    conn.function('zinc_sha256', { deterministic: true }, (text) =>
+      createHash('sha256').update(String(text)).digest('hex'),
+    );
     return conn;
   };
   const writerHandle = open(32);

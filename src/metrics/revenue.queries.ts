@@ -15,8 +15,12 @@ import type { RollupDB, RollupTables } from './rollups.js';
  *   range whose previous date (prev_date) is in the range too, so sum − COUNT of those;
  * - for one product, orders = sale rows: (order_id, product_id) is unique in sales, so an order
  *   has at most one line of a product;
- * - for several products an order may have lines of more than one of them on the same day, so
- *   distinct orders are counted from the matching sales lines (index sales_product_date).
+ * - for several products, an order with lines of k ≥ 2 of them on one date is counted k times by
+ *   their sale rows: its basket (its products that date) holds k of them. The baskets holding two
+ *   or more of the products (revenue_basket_products) and their orders per date
+ *   (revenue_daily_basket) give that over-count, k − 1 per order and date, without reading a
+ *   sales line; orders whose lines of those products carry several dates are corrected from the
+ *   multi-date side table as above.
  */
 
 export interface RevenueTotals {
@@ -78,21 +82,39 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
     };
   }
   // Revenue and sale rows from the running sums (a few rows per product); distinct orders: for one
-  // product its sale rows, for several counted from their lines (index sales_product_date).
-  const [sums, orders] = await Promise.all([
+  // product its sale rows, for several those less the over-counts (see the top of this file).
+  const [sums, over] = await Promise.all([
     sql<{ revenue: Num; sales: Num }>`SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales
       FROM (${sql.join(productPrefixParts(database, filter, ids), sql` UNION ALL `)}) segments`.execute(db),
     ids.length === 1
       ? undefined
-      : sql<{ orders: Num }>`SELECT COUNT(DISTINCT order_id) AS orders FROM sales
-          WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}`.execute(db),
+      : sql<{ baskets: Num; order_days: Num; orders: Num }>`SELECT
+          (SELECT SUM(over_count) FROM (${basketOverCount(ids, filter)}) b) AS baskets,
+          (SELECT COUNT(*) FROM (SELECT DISTINCT order_id, date FROM revenue_multiday_lines
+            WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}) p) AS order_days,
+          (SELECT COUNT(DISTINCT order_id) FROM revenue_multiday_lines
+            WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}) AS orders`.execute(db),
   ]);
   const saleCount = Number(sums.rows[0]?.sales ?? 0);
+  const o = over?.rows[0];
+  const overCount = o ? Number(o.baskets ?? 0) + Number(o.order_days ?? 0) - Number(o.orders ?? 0) : 0;
   return {
     revenueCents: centsFromDb(database.kind, sums.rows[0]?.revenue ?? null),
-    orderCount: orders ? Number(orders.rows[0]?.orders ?? 0) : saleCount,
+    orderCount: saleCount - overCount,
     saleCount,
   };
+}
+
+/**
+ * Per date of the range, Σ (k − 1) over the orders with lines of k ≥ 2 of the products that date:
+ * from the baskets holding at least two of them, never from sales lines.
+ */
+function basketOverCount(ids: readonly string[], range: DateRange): RawBuilder<unknown> {
+  return sql`SELECT d.date AS date, SUM((m.n - 1) * d.order_count) AS over_count
+    FROM (SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
+      GROUP BY basket HAVING COUNT(*) > 1) m
+    JOIN revenue_daily_basket d ON d.basket = m.basket
+    WHERE ${inRange('d.date', range)} GROUP BY d.date`;
 }
 
 /**
@@ -125,15 +147,14 @@ export async function revenueByDay(database: Database, filter: RevenueFilter): P
       saleCount: Number(r.sales),
     }));
   }
-  const { rows } = await sql<{ date: string; revenue: Num; sales: Num; orders: Num }>`
-    SELECT r.date AS date, r.revenue AS revenue, r.sales AS sales, o.orders AS orders FROM (${perDay}) r
-    LEFT JOIN (SELECT date, COUNT(DISTINCT order_id) AS orders FROM sales
-      WHERE ${products('product_id', ids)} AND ${inRange('date', filter)} GROUP BY date) o ON o.date = r.date
+  const { rows } = await sql<{ date: string; revenue: Num; sales: Num; over_count: Num }>`
+    SELECT r.date AS date, r.revenue AS revenue, r.sales AS sales, o.over_count AS over_count FROM (${perDay}) r
+    LEFT JOIN (${basketOverCount(ids, filter)}) o ON o.date = r.date
     ORDER BY r.date`.execute(db);
   return rows.map((r) => ({
     date: r.date,
     revenueCents: centsFromDb(kind, r.revenue),
-    orderCount: Number(r.orders ?? 0),
+    orderCount: Number(r.sales) - Number(r.over_count ?? 0),
     saleCount: Number(r.sales),
   }));
 }

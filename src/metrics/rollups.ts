@@ -20,6 +20,13 @@ export type RollupTables = {
   revenue_multiday_lines: { order_id: string; product_id: string; date: string };
   /** The distinct (order, date) pairs of revenue_multiday_lines, with the order's date before. */
   revenue_multiday_days: { order_id: string; date: string; prev_date: string | null };
+  /**
+   * Per basket (an order's set of products on one date, when it holds two or more) and date: how
+   * many orders hold exactly that set that day, and one of them.
+   */
+  revenue_daily_basket: { basket: string; date: string; order_count: number; sample_order_id: string };
+  /** The products of each basket (never removed: a basket's products are its name). */
+  revenue_basket_products: { product_id: string; basket: string };
   data_version: { id: number; version: number | string };
 };
 
@@ -44,6 +51,8 @@ const ROLLUP_TABLES = [
   'revenue_product_cum',
   'revenue_multiday_lines',
   'revenue_multiday_days',
+  'revenue_daily_basket',
+  'revenue_basket_products',
 ] as const;
 
 /**
@@ -66,8 +75,9 @@ export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: I
     // Recomputing days that did not change is harmless: every rollup row is a function of sales.
     await refreshSpan(db, kind, unique[0]!, unique.at(-1)!);
   } else {
-    for (const chunk of chunks) await refreshDays(db, chunk);
+    for (const chunk of chunks) await refreshDays(db, kind, chunk);
     for (const chunk of chunks) await refreshMultiDateOrders(db, kind, chunk);
+    for (const chunk of chunks) await refreshBaskets(db, kind, (column) => sql`${sql.ref(column)} IN (${sql.join(chunk)})`);
     const months = [...new Set(unique.map((d) => `${d.slice(0, 8)}01`))];
     for (const month of months) await refreshMonth(db, month);
     await refreshCumulative(db, months[0]);
@@ -135,6 +145,7 @@ async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string 
   await sql`DELETE FROM revenue_multiday_lines`.execute(db);
   await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date) ${multiDateLines(kind, undefined)}`.execute(db);
   await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date) ${multiDateDays(sql`1 = 1`)}`.execute(db);
+  await refreshBaskets(db, kind, (column) => range(column, from, to));
 
   // Whole months around the span, from the daily rows (those outside the span did not change).
   const firstMonth = from && `${from.slice(0, 8)}01`;
@@ -155,7 +166,7 @@ async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string 
 }
 
 /** The given days' rows of revenue_daily and revenue_daily_product, through the date index. */
-async function refreshDays(db: RollupDB, dates: string[]): Promise<void> {
+async function refreshDays(db: RollupDB, kind: 'mysql' | 'sqlite', dates: string[]): Promise<void> {
   const inDates = sql.join(dates);
   await sql`DELETE FROM revenue_daily WHERE date IN (${inDates})`.execute(db);
   await sql`INSERT INTO revenue_daily (date, revenue, sale_count, order_count)
@@ -165,6 +176,49 @@ async function refreshDays(db: RollupDB, dates: string[]): Promise<void> {
   await sql`INSERT INTO revenue_daily_product (product_id, date, revenue, sale_count)
     SELECT product_id, date, SUM(amount_sgd), COUNT(*) FROM sales
     WHERE date IN (${inDates}) GROUP BY product_id, date`.execute(db);
+}
+
+/**
+ * The basket rows of the days `days` selects: every (order, date) with lines of two or more
+ * products, grouped by its basket, named by the SHA-256 of its product ids, sorted, each prefixed
+ * by its length in characters, so that no two sets of ids give the same string. Then the
+ * products of each basket seen for the first time, from the lines of one of its orders. Runs
+ * after the side table of multi-date orders is up to date.
+ */
+async function refreshBaskets(db: RollupDB, kind: 'mysql' | 'sqlite', days: (column: string) => RawBuilder<unknown>) {
+  await sql`DELETE FROM revenue_daily_basket WHERE ${days('date')}`.execute(db);
+  if (kind === 'mysql') {
+    // GROUP_CONCAT cuts its result at this length (1024 bytes by default on MySQL): a cut string
+    // would give two baskets one name.
+    await sql`SET SESSION group_concat_max_len = 4294967295`.execute(db);
+    const basket = sql`SHA2(GROUP_CONCAT(CONCAT(CHAR_LENGTH(product_id), ':', product_id) ORDER BY product_id SEPARATOR ''), 256)`;
+    await sql`INSERT INTO revenue_daily_basket (basket, date, order_count, sample_order_id)
+      SELECT basket, date, COUNT(*), MIN(order_id) FROM (
+        SELECT SQL_BIG_RESULT order_id, date, ${basket} AS basket FROM sales
+        WHERE ${days('date')} GROUP BY order_id, date HAVING COUNT(*) > 1
+      ) o GROUP BY basket, date`.execute(db);
+  } else {
+    // Grouped by order alone, SQLite reads the orders in the order of the identity index
+    // (order_id, product_id) with no sort; only the orders on several dates (in the side table)
+    // are grouped by order and date. Hashed once per basket and date rather than per order.
+    const products = sql`group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id)`;
+    const multiDate = sql`SELECT order_id FROM revenue_multiday_lines`;
+    await sql`INSERT INTO revenue_daily_basket (basket, date, order_count, sample_order_id)
+      SELECT zinc_sha256(products), date, COUNT(*), MIN(order_id) FROM (
+        SELECT order_id, MIN(date) AS date, ${products} AS products FROM sales WHERE ${days('date')}
+        GROUP BY order_id HAVING COUNT(*) > 1 AND order_id NOT IN (${multiDate})
+        UNION ALL
+        SELECT order_id, date, ${products} FROM sales WHERE ${days('date')} AND order_id IN (${multiDate})
+        GROUP BY order_id, date HAVING COUNT(*) > 1
+      ) o GROUP BY products, date`.execute(db);
+  }
+  // A basket new to the table has all its rows among those just written: one of them is read.
+  await sql`INSERT INTO revenue_basket_products (product_id, basket)
+    SELECT s.product_id, d.basket FROM revenue_daily_basket d
+    JOIN sales s ON s.order_id = d.sample_order_id AND s.date = d.date
+    WHERE ${days('d.date')}
+      AND NOT EXISTS (SELECT 1 FROM revenue_basket_products k WHERE k.basket = d.basket)
+      AND d.date = (SELECT MIN(f.date) FROM revenue_daily_basket f WHERE f.basket = d.basket)`.execute(db);
 }
 
 /**
