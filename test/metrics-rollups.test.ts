@@ -425,6 +425,9 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       ['revenue_multiday_days', 'order_id, date'],
       ['revenue_daily_basket', 'basket, date'],
       ['revenue_basket_products', 'basket, product_id'],
+      ['revenue_weekly_product', 'product_id, week'],
+      ['revenue_weekly_basket', 'basket, week'],
+      ['revenue_monthly_basket', 'basket, month'],
     ] as const) {
       out[table] = (await sql`SELECT * FROM ${sql.table(table)} ORDER BY ${sql.raw(order)}`.execute(h.database.db)).rows;
     }

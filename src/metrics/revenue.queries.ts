@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { centsFromDb } from '../money.js';
-import { addDays, addMonths, lastDayOfMonth, periodStart, type Granularity } from './calendar.js';
+import { addDays, addMonths, nextPeriodStart, periodEnd, periodStart, type Granularity } from './calendar.js';
 import type { RollupDB, RollupTables } from './rollups.js';
 
 /**
@@ -107,14 +107,21 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
 
 /**
  * Per date of the range, Σ (k − 1) over the orders with lines of k ≥ 2 of the products that date:
- * from the baskets holding at least two of them, never from sales lines.
+ * from the baskets holding at least two of them, never from sales lines. From the weekly or
+ * monthly basket table, the same per week or month (column `date` then holds its first day).
  */
-function basketOverCount(ids: readonly string[], range: DateRange): RawBuilder<unknown> {
-  return sql`SELECT d.date AS date, SUM((m.n - 1) * d.order_count) AS over_count
+function basketOverCount(
+  ids: readonly string[],
+  range: DateRange,
+  table: 'revenue_daily_basket' | 'revenue_weekly_basket' | 'revenue_monthly_basket' = 'revenue_daily_basket',
+  key: 'date' | 'week' | 'month' = 'date',
+): RawBuilder<unknown> {
+  const column = sql.ref(`d.${key}`);
+  return sql`SELECT ${column} AS date, SUM((m.n - 1) * d.order_count) AS over_count
     FROM (SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
       GROUP BY basket HAVING COUNT(*) > 1) m
-    JOIN revenue_daily_basket d ON d.basket = m.basket
-    WHERE ${inRange('d.date', range)} GROUP BY d.date`;
+    JOIN ${sql.table(table)} d ON d.basket = m.basket
+    WHERE ${inRange(`d.${key}`, range)} GROUP BY ${column}`;
 }
 
 /**
@@ -160,35 +167,53 @@ export async function revenueByDay(database: Database, filter: RevenueFilter): P
 }
 
 /**
- * One product's revenue in [start, end] for a series by month, quarter or year: each whole month
- * of the range as one entry dated on its first day (from revenue_monthly_product), the days of a
- * partial first or last month as they are. Bucketed by such periods, the sums are the same as
- * from the days, from at most twelve rows a year instead of one per day with sales.
+ * Revenue of some products in [start, end] for a series by week (unit 'week') or by month,
+ * quarter or year (unit 'month'): each whole week or month of the range as one entry dated on its
+ * first day (from the weekly and monthly rollups), the days of a partial first or last one as they
+ * are. Bucketed by the series' periods, the sums are those of the days (each entry's distinct
+ * orders are daily counts summed, corrected by `seriesOverCount` as the days' are), from one row
+ * per period and product instead of one per day.
  */
-export async function revenueByMonthForProduct(
+export async function revenueByPeriod(
   database: Database,
-  filter: { start: string; end: string; productId: string },
+  filter: { start: string; end: string; productIds: readonly string[] },
+  unit: 'week' | 'month',
 ): Promise<DayRevenue[]> {
-  const { start, end, productId } = filter;
-  const firstWhole = start.endsWith('-01') ? start : addMonths(`${start.slice(0, 8)}01`, 1);
-  const lastWhole = lastDayOfMonth(end) === end ? `${end.slice(0, 8)}01` : addMonths(`${end.slice(0, 8)}01`, -1);
-  if (firstWhole > lastWhole) return revenueByDay(database, { start, end, productIds: [productId] });
-  const { rows } = await sql<{ date: string; revenue: Num; sales: Num }>`
-    SELECT date, revenue, sale_count AS sales FROM revenue_daily_product
-    WHERE product_id = ${productId} AND date >= ${start} AND date < ${firstWhole}
-    UNION ALL
-    SELECT month, revenue, sale_count FROM revenue_monthly_product
-    WHERE product_id = ${productId} AND month >= ${firstWhole} AND month <= ${lastWhole}
-    UNION ALL
-    SELECT date, revenue, sale_count FROM revenue_daily_product
-    WHERE product_id = ${productId} AND date > ${lastDayOfMonth(lastWhole)} AND date <= ${end}`.execute(rollups(database));
-  // One line per order and product: orders = sales.
-  return rows.map((r) => ({
-    date: r.date,
-    revenueCents: centsFromDb(database.kind, r.revenue),
-    orderCount: Number(r.sales),
-    saleCount: Number(r.sales),
-  }));
+  const { start, end, productIds: ids } = filter;
+  // The first and last whole periods of the range, by their first days.
+  const first = periodStart(start, unit) === start ? start : nextPeriodStart(periodStart(start, unit), unit);
+  const lastWholeDay = periodEnd(periodStart(end, unit), unit) === end ? end : addDays(periodStart(end, unit), -1);
+  if (lastWholeDay < first) return revenueByDay(database, filter);
+  const last = periodStart(lastWholeDay, unit);
+  const [table, basketTable, key] =
+    unit === 'week'
+      ? (['revenue_weekly_product', 'revenue_weekly_basket', 'week'] as const)
+      : (['revenue_monthly_product', 'revenue_monthly_basket', 'month'] as const);
+  const periods = { start: first, end: last };
+  const sums = sql`SELECT ${sql.ref(key)} AS period, SUM(revenue) AS revenue, SUM(sale_count) AS sales
+    FROM ${sql.table(table)} WHERE ${products('product_id', ids)} AND ${inRange(key, periods)} GROUP BY ${sql.ref(key)}`;
+  const whole =
+    ids.length === 1
+      ? sql<{ period: string; revenue: Num; sales: Num; over_count: Num }>`SELECT period, revenue, sales, 0 AS over_count
+          FROM (${sums}) r ORDER BY period`
+      : sql<{ period: string; revenue: Num; sales: Num; over_count: Num }>`
+          SELECT r.period AS period, r.revenue AS revenue, r.sales AS sales, o.over_count AS over_count FROM (${sums}) r
+          LEFT JOIN (${basketOverCount(ids, periods, basketTable, key)}) o ON o.date = r.period ORDER BY r.period`;
+  const [head, middle, tail] = await Promise.all([
+    start < first ? revenueByDay(database, { start, end: addDays(first, -1), productIds: ids }) : [],
+    whole.execute(rollups(database)),
+    lastWholeDay < end ? revenueByDay(database, { start: addDays(lastWholeDay, 1), end, productIds: ids }) : [],
+  ]);
+  return [
+    ...head,
+    ...middle.rows.map((r) => ({
+      date: r.period,
+      revenueCents: centsFromDb(database.kind, r.revenue),
+      orderCount: Number(r.sales) - Number(r.over_count ?? 0),
+      saleCount: Number(r.sales),
+    })),
+    ...tail,
+  ];
 }
 
 /**

@@ -9,7 +9,7 @@ import { addDays, daysInclusive, eachDay, toDayNumber, type Granularity } from '
 import { presentComparison, presentDay, presentPeriod, presentProduct, presentTotals } from './revenue.presenter.js';
 import {
   revenueByDay,
-  revenueByMonthForProduct,
+  revenueByPeriod,
   revenueByProduct,
   revenueTotals,
   saleDateBounds,
@@ -243,10 +243,10 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
         }
         checkSeriesLength(bounds.start, bounds.end, granularity);
         const filter = { start: bounds.start, end: bounds.end, productIds };
-        const coarse = granularity === 'month' || granularity === 'quarter' || granularity === 'year';
+        // With products, whole weeks or months come from the period rollups.
         const entries =
-          coarse && productIds.length === 1
-            ? revenueByMonthForProduct(database, { start: bounds.start, end: bounds.end, productId: productIds[0]! })
+          productIds.length > 0 && granularity !== 'day'
+            ? revenueByPeriod(database, { start: bounds.start, end: bounds.end, productIds }, granularity === 'week' ? 'week' : 'month')
             : data.byDay(filter);
         const [days, overCount] = await Promise.all([entries, data.overCount(filter, granularity)]);
         const periods = buildSeries(days, overCount, bounds.start, bounds.end, granularity).map(presentPeriod);

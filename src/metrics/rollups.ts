@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../db/connection.js';
 import type { Tables } from '../db/tables.js';
 import { withWriteLock } from '../db/write-lock.js';
-import { lastDayOfMonth } from './calendar.js';
+import { lastDayOfMonth, periodEnd, periodStart } from './calendar.js';
 
 /**
  * The pre-aggregated revenue tables (created by migration 2026-11-25T0200-revenue-rollups) and
@@ -27,6 +27,11 @@ export type RollupTables = {
   revenue_daily_basket: { basket: string; date: string; order_count: number; sample_order_id: string };
   /** The products of each basket (never removed: a basket's products are its name). */
   revenue_basket_products: { product_id: string; basket: string };
+  /** revenue_daily_product summed by ISO week (labelled by its Monday). */
+  revenue_weekly_product: { product_id: string; week: string; revenue: string | number; sale_count: number };
+  /** revenue_daily_basket summed by week and by month. */
+  revenue_weekly_basket: { basket: string; week: string; order_count: number };
+  revenue_monthly_basket: { basket: string; month: string; order_count: number };
   data_version: { id: number; version: number | string };
 };
 
@@ -53,6 +58,9 @@ const ROLLUP_TABLES = [
   'revenue_multiday_days',
   'revenue_daily_basket',
   'revenue_basket_products',
+  'revenue_weekly_product',
+  'revenue_weekly_basket',
+  'revenue_monthly_basket',
 ] as const;
 
 /**
@@ -80,6 +88,9 @@ export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: I
     for (const chunk of chunks) await refreshBaskets(db, kind, (column) => sql`${sql.ref(column)} IN (${sql.join(chunk)})`);
     const months = [...new Set(unique.map((d) => `${d.slice(0, 8)}01`))];
     for (const month of months) await refreshMonth(db, month);
+    for (const week of new Set(unique.map((d) => periodStart(d, 'week')))) {
+      await refreshWeeks(db, kind, week, periodEnd(week, 'week'));
+    }
     await refreshCumulative(db, months[0]);
   }
   await bumpDataVersion(db, kind);
@@ -162,7 +173,12 @@ async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string 
       SUM(revenue) OVER (PARTITION BY product_id, ${month} ORDER BY date),
       SUM(sale_count) OVER (PARTITION BY product_id, ${month} ORDER BY date)
     FROM revenue_daily_product WHERE ${months}`.execute(db);
+  await sql`DELETE FROM revenue_monthly_basket WHERE ${range('month', firstMonth, lastDay)}`.execute(db);
+  await sql`INSERT INTO revenue_monthly_basket (basket, month, order_count)
+    SELECT basket, ${month}, SUM(order_count) FROM revenue_daily_basket
+    WHERE ${months} GROUP BY basket, ${month}`.execute(db);
   await refreshCumulative(db, firstMonth);
+  await refreshWeeks(db, kind, from && periodStart(from, 'week'), to && periodEnd(periodStart(to, 'week'), 'week'));
 }
 
 /** The given days' rows of revenue_daily and revenue_daily_product, through the date index. */
@@ -266,7 +282,7 @@ function multiDateDays(orders: RawBuilder<unknown>) {
     FROM (SELECT DISTINCT l.order_id AS order_id, l.date AS date FROM revenue_multiday_lines l WHERE ${orders}) pairs`;
 }
 
-/** One month's rows of revenue_monthly_product and revenue_product_mtd, from the daily rows. */
+/** One month's rows of revenue_monthly_product, revenue_product_mtd and revenue_monthly_basket, from the daily rows. */
 async function refreshMonth(db: RollupDB, month: string): Promise<void> {
   const last = lastDayOfMonth(month);
   await sql`DELETE FROM revenue_monthly_product WHERE month = ${month}`.execute(db);
@@ -279,6 +295,24 @@ async function refreshMonth(db: RollupDB, month: string): Promise<void> {
       SUM(revenue) OVER (PARTITION BY product_id ORDER BY date),
       SUM(sale_count) OVER (PARTITION BY product_id ORDER BY date)
     FROM revenue_daily_product WHERE date >= ${month} AND date <= ${last}`.execute(db);
+  await sql`DELETE FROM revenue_monthly_basket WHERE month = ${month}`.execute(db);
+  await sql`INSERT INTO revenue_monthly_basket (basket, month, order_count)
+    SELECT basket, ${month}, SUM(order_count) FROM revenue_daily_basket
+    WHERE date >= ${month} AND date <= ${last} GROUP BY basket`.execute(db);
+}
+
+/** The weekly rows of the weeks from the one starting on `from` to the one ending on `to` (all when undefined). */
+async function refreshWeeks(db: RollupDB, kind: 'mysql' | 'sqlite', from: string | undefined, to: string | undefined) {
+  const week = kind === 'mysql' ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)` : sql`date(date, '-6 days', 'weekday 1')`;
+  const days = range('date', from, to);
+  await sql`DELETE FROM revenue_weekly_product WHERE ${range('week', from, to)}`.execute(db);
+  await sql`INSERT INTO revenue_weekly_product (product_id, week, revenue, sale_count)
+    SELECT product_id, ${week}, SUM(revenue), SUM(sale_count) FROM revenue_daily_product
+    WHERE ${days} GROUP BY product_id, ${week}`.execute(db);
+  await sql`DELETE FROM revenue_weekly_basket WHERE ${range('week', from, to)}`.execute(db);
+  await sql`INSERT INTO revenue_weekly_basket (basket, week, order_count)
+    SELECT basket, ${week}, SUM(order_count) FROM revenue_daily_basket
+    WHERE ${days} GROUP BY basket, ${week}`.execute(db);
 }
 
 /** Recomputes the all-time running sums per product from `from` (a month) on; all when undefined. */
