@@ -452,11 +452,17 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
         ['2024-01-02', 'A', 'P-2', '2.50'],
         ['2024-01-02', 'B', 'P-1', '-0.25'],
         ['2024-02-01', 'C', 'P-1', '10.00'],
+        ['2024-03-04', 'D', 'P-1', '1.00'],
+        ['2024-03-04', 'D', 'P-2', '1.00'],
       ] as const) {
         await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
           VALUES (${date}, ${order}, ${product}, ${money(amount)}, 1, 2)`.execute(database.writer);
       }
-      expect(await migrateToLatest(database.writer)).toContain('2026-11-25T0200-revenue-rollups');
+      expect(await migrateToLatest(database.writer)).toEqual([
+        '2026-11-25T0200-revenue-rollups',
+        '2026-12-01T0000-basket-rollups',
+        '2026-12-01T0100-period-rollups',
+      ]);
       const { buildApp } = await import('../src/app.js');
       const app = await buildApp({
         config: { ...loadConfig({ SALES_DIR: process.cwd(), LOG_LEVEL: 'silent' }), database: testDb.config },
@@ -469,11 +475,20 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
         sale_count: 3,
       });
       const series = (await app.inject({ url: '/api/metrics/revenue/series?granularity=month' })).json();
-      expect(series.periods.map((p: { order_count: number }) => p.order_count)).toEqual([2, 1]);
+      expect(series.periods.map((p: { order_count: number }) => p.order_count)).toEqual([2, 1, 1]);
+      // Several products: order A spans two dates, order D holds both products on one.
+      const both = (await app.inject({ url: '/api/metrics/revenue?product_id=P-1&product_id=P-2' })).json();
+      expect(both).toMatchObject({ total_revenue: '15.75', order_count: 4, sale_count: 6 });
+      const weeks = (await app.inject({ url: '/api/metrics/revenue/series?start=2024-01-01&end=2024-03-10&granularity=week&product_id=P-1&product_id=P-2' })).json();
+      expect(weeks.periods.filter((p: { order_count: number }) => p.order_count > 0).map((p: { period: string; order_count: number }) => [p.period, p.order_count])).toEqual([
+        ['2024-01-01', 2],
+        ['2024-01-29', 1],
+        ['2024-03-04', 1],
+      ]);
       const top = (await app.inject({ url: '/api/metrics/revenue/by-product' })).json();
       expect(top.products.map((p: { product_id: string; revenue: string }) => [p.product_id, p.revenue])).toEqual([
-        ['P-1', '11.25'],
-        ['P-2', '2.50'],
+        ['P-1', '12.25'],
+        ['P-2', '3.50'],
       ]);
       const part = (await app.inject({ url: '/api/metrics/revenue/by-product?start=2024-01-02&end=2024-02-01' })).json();
       expect(part.products.map((p: { product_id: string; revenue: string }) => [p.product_id, p.revenue])).toEqual([
@@ -482,6 +497,13 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
       ]);
       await app.close();
 
+      const downToRollups = await migrator.migrateTo('2026-11-25T0200-revenue-rollups');
+      expect(downToRollups.error).toBeUndefined();
+      const rollupTables = (await database.db.introspection.getTables()).map((t) => t.name);
+      expect(rollupTables).toContain('revenue_daily');
+      for (const table of ['revenue_daily_basket', 'revenue_basket_products', 'revenue_weekly_product', 'revenue_weekly_basket', 'revenue_monthly_basket']) {
+        expect(rollupTables).not.toContain(table);
+      }
       const down = await migrator.migrateTo('2026-11-25T0100-sales-history');
       expect(down.error).toBeUndefined();
       const tables = (await database.db.introspection.getTables()).map((t) => t.name);
