@@ -89,7 +89,10 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
     ids.length === 1
       ? undefined
       : sql<{ baskets: Num; order_days: Num; orders: Num }>`SELECT
-          (SELECT SUM(over_count) FROM (${basketOverCount(ids, filter)}) b) AS baskets,
+          (SELECT SUM(over_count) FROM (${sql.join(
+            cutRange(filter, 'month').map(({ grain, ...range }) => basketOverCount(ids, grain, range, false)),
+            sql` UNION ALL `,
+          )}) b) AS baskets,
           (SELECT COUNT(*) FROM (SELECT DISTINCT order_id, date FROM revenue_multiday_lines
             WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}) p) AS order_days,
           (SELECT COUNT(DISTINCT order_id) FROM revenue_multiday_lines
@@ -103,25 +106,6 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
     orderCount: saleCount - overCount,
     saleCount,
   };
-}
-
-/**
- * Per date of the range, Σ (k − 1) over the orders with lines of k ≥ 2 of the products that date:
- * from the baskets holding at least two of them, never from sales lines. From the weekly or
- * monthly basket table, the same per week or month (column `date` then holds its first day).
- */
-function basketOverCount(
-  ids: readonly string[],
-  range: DateRange,
-  table: 'revenue_daily_basket' | 'revenue_weekly_basket' | 'revenue_monthly_basket' = 'revenue_daily_basket',
-  key: 'date' | 'week' | 'month' = 'date',
-): RawBuilder<unknown> {
-  const column = sql.ref(`d.${key}`);
-  return sql`SELECT ${column} AS date, SUM((m.n - 1) * d.order_count) AS over_count
-    FROM (SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
-      GROUP BY basket HAVING COUNT(*) > 1) m
-    JOIN ${sql.table(table)} d ON d.basket = m.basket
-    WHERE ${inRange(`d.${key}`, range)} GROUP BY ${column}`;
 }
 
 /**
@@ -143,77 +127,92 @@ export async function revenueByDay(database: Database, filter: RevenueFilter): P
       saleCount: Number(r.sale_count),
     }));
   }
-  const perDay = sql`SELECT date, SUM(revenue) AS revenue, SUM(sale_count) AS sales FROM revenue_daily_product
-    WHERE ${products('product_id', ids)} AND ${inRange('date', filter)} GROUP BY date`;
-  if (ids.length === 1) {
-    const { rows } = await sql<{ date: string; revenue: Num; sales: Num }>`${perDay} ORDER BY date`.execute(db);
-    return rows.map((r) => ({
-      date: r.date,
-      revenueCents: centsFromDb(kind, r.revenue),
-      orderCount: Number(r.sales),
-      saleCount: Number(r.sales),
-    }));
-  }
-  const { rows } = await sql<{ date: string; revenue: Num; sales: Num; over_count: Num }>`
-    SELECT r.date AS date, r.revenue AS revenue, r.sales AS sales, o.over_count AS over_count FROM (${perDay}) r
-    LEFT JOIN (${basketOverCount(ids, filter)}) o ON o.date = r.date
-    ORDER BY r.date`.execute(db);
-  return rows.map((r) => ({
-    date: r.date,
-    revenueCents: centsFromDb(kind, r.revenue),
-    orderCount: Number(r.sales) - Number(r.over_count ?? 0),
-    saleCount: Number(r.sales),
-  }));
+  return productSeries(database, ids, [{ grain: 'day', start: filter.start, end: filter.end }]);
+}
+
+/** Where each grain of rollup lives: per day, per ISO week (its Monday), per month (its 1st). */
+const GRAINS = {
+  day: { product: 'revenue_daily_product', basket: 'revenue_daily_basket', key: 'date' },
+  week: { product: 'revenue_weekly_product', basket: 'revenue_weekly_basket', key: 'week' },
+  month: { product: 'revenue_monthly_product', basket: 'revenue_monthly_basket', key: 'month' },
+} as const;
+type Grain = keyof typeof GRAINS;
+
+/**
+ * A range cut into the fewest rollup rows: its whole periods of `unit` (by their first days), and
+ * the days of a partial first or last one (all days when a bound is open).
+ */
+function cutRange(range: DateRange, unit: 'week' | 'month'): Array<{ grain: Grain } & DateRange> {
+  const { start, end } = range;
+  if (!start || !end) return [{ grain: 'day', start, end }];
+  const first = periodStart(start, unit) === start ? start : nextPeriodStart(periodStart(start, unit), unit);
+  const lastWholeDay = periodEnd(periodStart(end, unit), unit) === end ? end : addDays(periodStart(end, unit), -1);
+  if (lastWholeDay < first) return [{ grain: 'day', start, end }];
+  const pieces: Array<{ grain: Grain } & DateRange> = [];
+  if (start < first) pieces.push({ grain: 'day', start, end: addDays(first, -1) });
+  pieces.push({ grain: unit, start: first, end: periodStart(lastWholeDay, unit) });
+  if (lastWholeDay < end) pieces.push({ grain: 'day', start: addDays(lastWholeDay, 1), end });
+  return pieces;
+}
+
+/** The baskets holding k ≥ 2 of the products, with k (`n`). */
+function mixingBaskets(ids: readonly string[]): RawBuilder<unknown> {
+  return sql`SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
+    GROUP BY basket HAVING COUNT(*) > 1`;
+}
+
+/**
+ * Σ (k − 1) over the orders with lines of k ≥ 2 of the products on one date, from a grain's basket
+ * rollup over the range: per row date, week or month (column `date`), or in all (`perKey` false).
+ */
+function basketOverCount(ids: readonly string[], grain: Grain, range: DateRange, perKey = true): RawBuilder<unknown> {
+  const { basket, key } = GRAINS[grain];
+  const column = sql.ref(`d.${key}`);
+  const over = sql`SUM((m.n - 1) * d.order_count) AS over_count
+    FROM (${mixingBaskets(ids)}) m JOIN ${sql.table(basket)} d ON d.basket = m.basket
+    WHERE ${inRange(`d.${key}`, range)}`;
+  return perKey ? sql`SELECT ${column} AS date, 0 AS revenue, 0 AS sales, ${over} GROUP BY ${column}` : sql`SELECT ${over}`;
 }
 
 /**
  * Revenue of some products in [start, end] for a series by week (unit 'week') or by month,
  * quarter or year (unit 'month'): each whole week or month of the range as one entry dated on its
- * first day (from the weekly and monthly rollups), the days of a partial first or last one as they
- * are. Bucketed by the series' periods, the sums are those of the days (each entry's distinct
- * orders are daily counts summed, corrected by `seriesOverCount` as the days' are), from one row
- * per period and product instead of one per day.
+ * first day, the days of a partial first or last one as they are, in one statement. Bucketed by the
+ * series' periods the sums are those of the days (distinct orders are daily counts summed, less
+ * the baskets' over-count, corrected by `seriesOverCount` as the days' are), from one row per
+ * period and product (and mixing basket) instead of one per day.
  */
 export async function revenueByPeriod(
   database: Database,
   filter: { start: string; end: string; productIds: readonly string[] },
   unit: 'week' | 'month',
 ): Promise<DayRevenue[]> {
-  const { start, end, productIds: ids } = filter;
-  // The first and last whole periods of the range, by their first days.
-  const first = periodStart(start, unit) === start ? start : nextPeriodStart(periodStart(start, unit), unit);
-  const lastWholeDay = periodEnd(periodStart(end, unit), unit) === end ? end : addDays(periodStart(end, unit), -1);
-  if (lastWholeDay < first) return revenueByDay(database, filter);
-  const last = periodStart(lastWholeDay, unit);
-  const [table, basketTable, key] =
-    unit === 'week'
-      ? (['revenue_weekly_product', 'revenue_weekly_basket', 'week'] as const)
-      : (['revenue_monthly_product', 'revenue_monthly_basket', 'month'] as const);
-  const periods = { start: first, end: last };
-  const sums = sql`SELECT ${sql.ref(key)} AS period, SUM(revenue) AS revenue, SUM(sale_count) AS sales
-    FROM ${sql.table(table)} WHERE ${products('product_id', ids)} AND ${inRange(key, periods)} GROUP BY ${sql.ref(key)}`;
-  const whole =
-    ids.length === 1
-      ? sql<{ period: string; revenue: Num; sales: Num; over_count: Num }>`SELECT period, revenue, sales, 0 AS over_count
-          FROM (${sums}) r ORDER BY period`
-      : sql<{ period: string; revenue: Num; sales: Num; over_count: Num }>`
-          SELECT r.period AS period, r.revenue AS revenue, r.sales AS sales, o.over_count AS over_count FROM (${sums}) r
-          LEFT JOIN (${basketOverCount(ids, periods, basketTable, key)}) o ON o.date = r.period ORDER BY r.period`;
-  const [head, middle, tail] = await Promise.all([
-    start < first ? revenueByDay(database, { start, end: addDays(first, -1), productIds: ids }) : [],
-    whole.execute(rollups(database)),
-    lastWholeDay < end ? revenueByDay(database, { start: addDays(lastWholeDay, 1), end, productIds: ids }) : [],
-  ]);
-  return [
-    ...head,
-    ...middle.rows.map((r) => ({
-      date: r.period,
-      revenueCents: centsFromDb(database.kind, r.revenue),
-      orderCount: Number(r.sales) - Number(r.over_count ?? 0),
-      saleCount: Number(r.sales),
-    })),
-    ...tail,
-  ];
+  return productSeries(database, filter.productIds, cutRange(filter, unit));
+}
+
+/** Revenue of some products per row of each piece's grain (a date, week or month), ascending. */
+async function productSeries(
+  database: Database,
+  ids: readonly string[],
+  pieces: Array<{ grain: Grain } & DateRange>,
+): Promise<DayRevenue[]> {
+  const parts = pieces.flatMap(({ grain, ...range }) => {
+    const { product, key } = GRAINS[grain];
+    const sums = sql`SELECT ${sql.ref(key)} AS date, SUM(revenue) AS revenue, SUM(sale_count) AS sales, 0 AS over_count
+      FROM ${sql.table(product)} WHERE ${products('product_id', ids)} AND ${inRange(key, range)}
+      GROUP BY ${sql.ref(key)}`;
+    // One product: one line per order and product, nothing to take off.
+    return ids.length === 1 ? [sums] : [sums, basketOverCount(ids, grain, range)];
+  });
+  const { rows } = await sql<{ date: string; revenue: Num; sales: Num; over_count: Num }>`
+    SELECT date, SUM(revenue) AS revenue, SUM(sales) AS sales, SUM(over_count) AS over_count
+    FROM (${sql.join(parts, sql` UNION ALL `)}) parts GROUP BY date ORDER BY date`.execute(rollups(database));
+  return rows.map((r) => ({
+    date: r.date,
+    revenueCents: centsFromDb(database.kind, r.revenue),
+    orderCount: Number(r.sales) - Number(r.over_count ?? 0),
+    saleCount: Number(r.sales),
+  }));
 }
 
 /**
