@@ -83,24 +83,28 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
   }
   // Revenue and sale rows from the running sums (a few rows per product); distinct orders: for one
   // product its sale rows, for several those less the over-counts (see the top of this file).
-  const [sums, over] = await Promise.all([
+  const [sums, baskets, multiDate] = await Promise.all([
     sql<{ revenue: Num; sales: Num }>`SELECT SUM(revenue) AS revenue, SUM(sale_count) AS sales
       FROM (${sql.join(productPrefixParts(database, filter, ids), sql` UNION ALL `)}) segments`.execute(db),
+    // A total may cut its range anywhere: whole months, then whole weeks, then days.
+    ids.length === 1
+      ? 0
+      : basketOverCount(
+          database,
+          ids,
+          cutRange(filter, 'month').flatMap((piece) => (piece.grain === 'day' ? cutRange(piece, 'week') : [piece])),
+        ).then(sumOverCounts),
     ids.length === 1
       ? undefined
-      : sql<{ baskets: Num; order_days: Num; orders: Num }>`SELECT
-          (SELECT SUM(over_count) FROM (${sql.join(
-            cutRange(filter, 'month').map(({ grain, ...range }) => basketOverCount(ids, grain, range, false)),
-            sql` UNION ALL `,
-          )}) b) AS baskets,
+      : sql<{ order_days: Num; orders: Num }>`SELECT
           (SELECT COUNT(*) FROM (SELECT DISTINCT order_id, date FROM revenue_multiday_lines
             WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}) p) AS order_days,
           (SELECT COUNT(DISTINCT order_id) FROM revenue_multiday_lines
             WHERE ${products('product_id', ids)} AND ${inRange('date', filter)}) AS orders`.execute(db),
   ]);
   const saleCount = Number(sums.rows[0]?.sales ?? 0);
-  const o = over?.rows[0];
-  const overCount = o ? Number(o.baskets ?? 0) + Number(o.order_days ?? 0) - Number(o.orders ?? 0) : 0;
+  const m = multiDate?.rows[0];
+  const overCount = baskets + (m ? Number(m.order_days ?? 0) - Number(m.orders ?? 0) : 0);
   return {
     revenueCents: centsFromDb(database.kind, sums.rows[0]?.revenue ?? null),
     orderCount: saleCount - overCount,
@@ -155,32 +159,49 @@ function cutRange(range: DateRange, unit: 'week' | 'month'): Array<{ grain: Grai
   return pieces;
 }
 
-/** The baskets holding k ≥ 2 of the products, with k (`n`). */
-function mixingBaskets(ids: readonly string[]): RawBuilder<unknown> {
-  return sql`SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
-    GROUP BY basket HAVING COUNT(*) > 1`;
+/**
+ * Σ (k − 1) over the orders with lines of k ≥ 2 of the products on one date, per row of the
+ * pieces' basket rollups (a date, week or month: `date`). The baskets holding two or more of the
+ * products are found first, so that each rollup is then read by (basket, period) ranges.
+ */
+async function basketOverCount(
+  database: Database,
+  ids: readonly string[],
+  pieces: Array<{ grain: Grain } & DateRange>,
+): Promise<Array<{ date: string; overCount: number }>> {
+  const db = rollups(database);
+  const { rows: mixing } = await sql<{ basket: string; n: Num }>`
+    SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
+    GROUP BY basket HAVING COUNT(*) > 1`.execute(db);
+  if (mixing.length === 0) return [];
+  const byShare = new Map<number, string[]>();
+  for (const { basket, n } of mixing) byShare.set(Number(n), [...(byShare.get(Number(n)) ?? []), basket]);
+  const parts: RawBuilder<unknown>[] = [];
+  for (const { grain, ...range } of pieces) {
+    const { basket, key } = GRAINS[grain];
+    for (const [n, list] of byShare) {
+      for (let i = 0; i < list.length; i += BASKETS_PER_PART) {
+        parts.push(sql`SELECT ${sql.ref(key)} AS date, order_count * ${n - 1} AS over_count FROM ${sql.table(basket)}
+          WHERE basket IN (${sql.join(list.slice(i, i + BASKETS_PER_PART))}) AND ${inRange(key, range)}`);
+      }
+    }
+  }
+  const { rows } = await sql<{ date: string; over_count: Num }>`${sql.join(parts, sql` UNION ALL `)}`.execute(db);
+  return rows.map((r) => ({ date: r.date, overCount: Number(r.over_count) }));
 }
 
-/**
- * Σ (k − 1) over the orders with lines of k ≥ 2 of the products on one date, from a grain's basket
- * rollup over the range: per row date, week or month (column `date`), or in all (`perKey` false).
- */
-function basketOverCount(ids: readonly string[], grain: Grain, range: DateRange, perKey = true): RawBuilder<unknown> {
-  const { basket, key } = GRAINS[grain];
-  const column = sql.ref(`d.${key}`);
-  const over = sql`SUM((m.n - 1) * d.order_count) AS over_count
-    FROM (${mixingBaskets(ids)}) m JOIN ${sql.table(basket)} d ON d.basket = m.basket
-    WHERE ${inRange(`d.${key}`, range)}`;
-  return perKey ? sql`SELECT ${column} AS date, 0 AS revenue, 0 AS sales, ${over} GROUP BY ${column}` : sql`SELECT ${over}`;
-}
+/** Baskets per statement part: far below both databases' placeholder limits. */
+const BASKETS_PER_PART = 500;
+
+const sumOverCounts = (rows: Array<{ overCount: number }>) => rows.reduce((sum, r) => sum + r.overCount, 0);
 
 /**
  * Revenue of some products in [start, end] for a series by week (unit 'week') or by month,
  * quarter or year (unit 'month'): each whole week or month of the range as one entry dated on its
- * first day, the days of a partial first or last one as they are, in one statement. Bucketed by the
- * series' periods the sums are those of the days (distinct orders are daily counts summed, less
- * the baskets' over-count, corrected by `seriesOverCount` as the days' are), from one row per
- * period and product (and mixing basket) instead of one per day.
+ * first day, the days of a partial first or last one as they are. Bucketed by the series' periods
+ * the sums are those of the days (distinct orders are daily counts summed, less the baskets'
+ * over-count, corrected by `seriesOverCount` as the days' are), from one row per period and
+ * product (and mixing basket) instead of one per day.
  */
 export async function revenueByPeriod(
   database: Database,
@@ -190,29 +211,35 @@ export async function revenueByPeriod(
   return productSeries(database, filter.productIds, cutRange(filter, unit));
 }
 
-/** Revenue of some products per row of each piece's grain (a date, week or month), ascending. */
+/**
+ * Revenue of some products per row of each piece's grain (a date, week or month), ascending: rows
+ * read by (product, period) ranges and added up here.
+ */
 async function productSeries(
   database: Database,
   ids: readonly string[],
   pieces: Array<{ grain: Grain } & DateRange>,
 ): Promise<DayRevenue[]> {
-  const parts = pieces.flatMap(({ grain, ...range }) => {
+  const parts = pieces.map(({ grain, ...range }) => {
     const { product, key } = GRAINS[grain];
-    const sums = sql`SELECT ${sql.ref(key)} AS date, SUM(revenue) AS revenue, SUM(sale_count) AS sales, 0 AS over_count
-      FROM ${sql.table(product)} WHERE ${products('product_id', ids)} AND ${inRange(key, range)}
-      GROUP BY ${sql.ref(key)}`;
-    // One product: one line per order and product, nothing to take off.
-    return ids.length === 1 ? [sums] : [sums, basketOverCount(ids, grain, range)];
+    return sql`SELECT ${sql.ref(key)} AS date, revenue, sale_count FROM ${sql.table(product)}
+      WHERE ${products('product_id', ids)} AND ${inRange(key, range)}`;
   });
-  const { rows } = await sql<{ date: string; revenue: Num; sales: Num; over_count: Num }>`
-    SELECT date, SUM(revenue) AS revenue, SUM(sales) AS sales, SUM(over_count) AS over_count
-    FROM (${sql.join(parts, sql` UNION ALL `)}) parts GROUP BY date ORDER BY date`.execute(rollups(database));
-  return rows.map((r) => ({
-    date: r.date,
-    revenueCents: centsFromDb(database.kind, r.revenue),
-    orderCount: Number(r.sales) - Number(r.over_count ?? 0),
-    saleCount: Number(r.sales),
-  }));
+  const [sums, over] = await Promise.all([
+    sql<{ date: string; revenue: Num; sale_count: Num }>`${sql.join(parts, sql` UNION ALL `)}`.execute(rollups(database)),
+    // One product: one line per order and product, nothing to take off.
+    ids.length === 1 ? [] : basketOverCount(database, ids, pieces),
+  ]);
+  const byDate = new Map<string, DayRevenue>();
+  for (const r of sums.rows) {
+    const entry = byDate.get(r.date) ?? { date: r.date, revenueCents: 0n, orderCount: 0, saleCount: 0 };
+    entry.revenueCents += centsFromDb(database.kind, r.revenue);
+    entry.saleCount += Number(r.sale_count);
+    entry.orderCount += Number(r.sale_count);
+    byDate.set(r.date, entry);
+  }
+  for (const { date, overCount } of over) byDate.get(date)!.orderCount -= overCount;
+  return [...byDate.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
 }
 
 /**
