@@ -288,13 +288,12 @@ const ENDPOINTS: Array<[string, (start: string, end: string) => string]> = [
   ['by-product, top 10', (s, e) => `/api/metrics/revenue/by-product?start=${s}&end=${e}`],
 ];
 
-/** One request at a time on one keep-alive connection; p50 / p99 in ms with sub-ms resolution. */
-async function sequential(base: string, next: () => string, count: number): Promise<{ p50: number; p99: number }> {
+/** One keep-alive connection that asks one question at a time, timing each answer in ms. */
+function client(base: string) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const times: number[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const url = `${base}${next()}`;
+  return {
+    async time(path: string): Promise<number> {
+      const url = `${base}${path}`;
       const started = performance.now();
       const status = await new Promise<number>((resolve, reject) => {
         http
@@ -304,41 +303,51 @@ async function sequential(base: string, next: () => string, count: number): Prom
           })
           .on('error', reject);
       });
-      times.push(performance.now() - started);
+      const ms = performance.now() - started;
       if (status !== 200) throw new Error(`${url} answered ${status}`);
-    }
-  } finally {
-    agent.destroy();
-  }
-  times.sort((a, b) => a - b);
-  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+      return ms;
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+function percentiles(times: number[]): { p50: number; p99: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
   return { p50: at(0.5), p99: at(0.99) };
 }
 
+/**
+ * Every size's server runs at once and the sizes take turns, request by request, so that the
+ * machine's drift over minutes weighs on every size alike and the ratio compares like with like.
+ */
 async function latencies(kind: string, sizes: number[], requests: number): Promise<void> {
+  const servers: Server[] = [];
   const figures = new Map<string, Array<{ p50: number; p99: number }>>();
-  for (const rows of sizes) {
-    const url = await ensureLoaded(kind, rows);
-    const server = await startServer(url);
-    try {
-      for (const [name, path] of ENDPOINTS) {
-        // One-year windows starting on each of the data's first ~700 days: a new question each time.
-        let offset = 0;
-        const next = () => {
-          const first = DATA_FIRST_DAY + 30 + ((offset++ * 37) % 700);
-          return path(iso(first), iso(first + 364));
-        };
-        await sequential(server.zinc, next, 50); // warm-up
-        offset = 1000; // past the warm-up's questions
-        const list = figures.get(name) ?? [];
-        list.push(await sequential(server.zinc, next, requests));
-        figures.set(name, list);
+  try {
+    for (const rows of sizes) servers.push(await startServer(await ensureLoaded(kind, rows)));
+    const clients = servers.map((server) => client(server.zinc));
+    for (const [name, path] of ENDPOINTS) {
+      // One-year windows starting on each of the data's first ~700 days: a new question each time.
+      const window = (i: number) => {
+        const first = DATA_FIRST_DAY + 30 + ((i * 37) % 700);
+        return path(iso(first), iso(first + 364));
+      };
+      for (let i = 0; i < 50; i++) for (const c of clients) await c.time(window(i)); // warm-up
+      const times = clients.map(() => [] as number[]);
+      for (let i = 1000; i < 1000 + requests; i++) {
+        for (const [k, c] of clients.entries()) times[k]!.push(await c.time(window(i)));
       }
-    } finally {
-      await stopServer(server);
+      figures.set(name, times.map(percentiles));
     }
+    for (const c of clients) c.close();
+  } finally {
+    for (const server of servers) await stopServer(server);
   }
-  console.log(`\nSingle-request latency on ${kind} (one connection, one-year ranges, every answer computed), p50 / p99 ms:\n`);
+  console.log(
+    `\nSingle-request latency on ${kind} (one connection per size, sizes taking turns, one-year ranges, ` +
+      'every answer computed), p50 / p99 ms:\n',
+  );
   const header = ['', ...sizes.map((n) => `${n.toLocaleString('en')} rows`), `p50 ${sizes.at(-1)!.toLocaleString('en')} / ${sizes[0]!.toLocaleString('en')}`];
   console.log(
     table([

@@ -208,6 +208,19 @@ describe('abuse limits', () => {
     expect(res.headers['x-ratelimit-limit']).toBeUndefined();
   });
 
+  it('sends Strict-Transport-Security only on answers that came over HTTPS, as a trusted proxy says', async () => {
+    const behindProxy = await h.rebuild({ trustProxy: ['127.0.0.1'] });
+    for (const url of ['/api/metrics/revenue', '/docs', '/nope']) {
+      const viaTls = await behindProxy.inject({ url, headers: { 'x-forwarded-proto': 'https' }, remoteAddress: '127.0.0.1' });
+      expect(viaTls.headers['strict-transport-security'], url).toBe('max-age=31536000');
+      const plain = await behindProxy.inject({ url, remoteAddress: '127.0.0.1' });
+      expect(plain.headers['strict-transport-security'], url).toBeUndefined();
+      // An untrusted client cannot ask for it.
+      const spoofed = await behindProxy.inject({ url, headers: { 'x-forwarded-proto': 'https' }, remoteAddress: '10.9.9.9' });
+      expect(spoofed.headers['strict-transport-security'], url).toBeUndefined();
+    }
+  });
+
   it('refuses a CSP directive computed per request, since the headers are worked out once', () => {
     const nonce = () => "'nonce-x'";
     expect(() => securityHeaders({ contentSecurityPolicy: { directives: { 'script-src': ["'self'", nonce] } } })).toThrow(/per request/);
@@ -220,7 +233,8 @@ describe('abuse limits', () => {
       const page = url === '/' || url.startsWith('/docs');
       expect(res.headers['x-content-type-options'], url).toBe('nosniff');
       expect(res.headers['referrer-policy'], url).toBe('no-referrer');
-      expect(res.headers['strict-transport-security'], url).toBe('max-age=31536000');
+      // Plain HTTP: no Strict-Transport-Security (RFC 6797 §7.2).
+      expect(res.headers['strict-transport-security'], url).toBeUndefined();
       expect(res.headers['cross-origin-resource-policy'], url).toBe('same-origin');
       expect(res.headers['x-powered-by'], url).toBeUndefined();
       // JSON answers load nothing and are never framed; pages may frame themselves.

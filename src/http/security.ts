@@ -223,9 +223,15 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     xPermittedCrossDomainPolicies: false,
     xXssProtection: false,
   });
+  // Strict-Transport-Security only on answers that came over HTTPS (directly, or through a
+  // trusted proxy's X-Forwarded-Proto): RFC 6797 §7.2 forbids it over plain HTTP, where a
+  // browser ignores it anyway.
+  const { 'strict-transport-security': _hsts, ...plainPageHeaders } = pageHeaders;
+  const { 'strict-transport-security': _apiHsts, ...plainApiHeaders } = apiHeaders;
   // Set as one object before the route runs, so 401s, 404s and 429s carry them too.
   app.addHook('onRequest', (request, reply, done) => {
-    reply.headers(isPage(request.route) ? pageHeaders : apiHeaders);
+    const https = request.protocol === 'https';
+    reply.headers(isPage(request.route) ? (https ? pageHeaders : plainPageHeaders) : https ? apiHeaders : plainApiHeaders);
     done();
   });
 
