@@ -7,10 +7,11 @@
  * and measures with autocannon at 32 connections, in the same run:
  *   (a) the same one-year total and the same one-year daily series, asked repeatedly;
  *   (b) totals and daily series over random ranges (each range once: every answer computed);
- *   (c) a minimal Fastify route returning a fixed JSON body (the ceiling);
+ *   (c) a minimal Fastify route returning a fixed JSON body (the ceiling), and (c') the same with
+ *       a body as large as the daily series' answer (the ceiling for answers of that size);
  * printing requests/s, p50/p99 and each ratio to (c). Then, for every size in --sizes, the
- * single-request latency (one connection, every question new) of every metrics endpoint, to
- * show that cost follows the days asked about, not the rows stored.
+ * single-request latency (one connection per size, sizes taking turns, every question new) of
+ * every metrics endpoint, to show that cost follows the days asked about, not the rows stored.
  *
  * Databases are kept between runs (SQLite: data/bench-metrics-N.sqlite; MySQL: zinc_bench_metrics_N)
  * and reused when they hold N rows; --fresh reloads them.
@@ -77,6 +78,16 @@ async function serve(url: string): Promise<void> {
   const fixed = Fastify({ logger: false });
   const body = { start: '2024-01-01', end: '2024-12-31', currency: 'SGD', total_revenue: '12345.67', order_count: 123 };
   fixed.get('/fixed', async () => body);
+  // The same minimal route with an answer as large as the one-year daily series (~30 KB): the
+  // ceiling for answers of that size on this machine (bytes cost the load generator and the kernel).
+  const days = Array.from({ length: 365 }, (_, i) => ({
+    date: iso(Date.UTC(2023, 0, 1) / 86_400_000 + i),
+    revenue: '1140285.37',
+    order_count: 2281,
+    sale_count: 4563,
+  }));
+  const large = JSON.stringify({ start: '2023-01-01', end: '2023-12-31', currency: 'SGD', days });
+  fixed.get('/fixed-large', async (_request, reply) => reply.type('application/json; charset=utf-8').send(large));
   await fixed.listen({ host: '127.0.0.1', port: 0 });
   const port = (a: ReturnType<typeof app.server.address>) => (typeof a === 'object' && a ? a.port : 0);
   console.log(JSON.stringify({ zinc: port(app.server.address()), fixed: port(fixed.server.address()) }));
@@ -237,6 +248,7 @@ async function throughput(kind: string, rows: number, connections: number, durat
     results.push(await load('(c) fixed JSON route', server.fixed, '/fixed', connections, duration));
     results.push(await load('(a) one-year total, repeated', server.zinc, `/api/metrics/revenue?${year}`, connections, duration));
     results.push(await load('(a) one-year daily series, repeated', server.zinc, `/api/metrics/revenue/daily?${year}`, connections, duration));
+    results.push(await load("(c') fixed route, a daily series' size (30 KB)", server.fixed, '/fixed-large', connections, duration));
     results.push(
       await load('(b) total, random ranges', server.zinc, () => {
         const r = totals();
