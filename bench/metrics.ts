@@ -234,6 +234,10 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
+/**
+ * Each question against the fixed-JSON route (c) in turns of `slice` seconds, `rounds` times, so
+ * that the machine's drift weighs on both alike: the ratio is of requests served in paired slices.
+ */
 async function throughput(kind: string, rows: number, connections: number, duration: number): Promise<void> {
   const url = await ensureLoaded(kind, rows);
   const server = await startServer(url);
@@ -244,41 +248,45 @@ async function throughput(kind: string, rows: number, connections: number, durat
     await load('warm-up', server.fixed, '/fixed', connections, 2);
     const totals = randomRanges(1096, 7);
     const series = randomRanges(365, 11);
-    const results: Measured[] = [];
-    results.push(await load('(c) fixed JSON route', server.fixed, '/fixed', connections, duration));
-    results.push(await load('(a) one-year total, repeated', server.zinc, `/api/metrics/revenue?${year}`, connections, duration));
-    results.push(await load('(a) one-year daily series, repeated', server.zinc, `/api/metrics/revenue/daily?${year}`, connections, duration));
-    results.push(await load("(c') fixed route, a daily series' size (30 KB)", server.fixed, '/fixed-large', connections, duration));
-    results.push(
-      await load('(b) total, random ranges', server.zinc, () => {
+    const questions: Array<[string, string, string | (() => string)]> = [
+      ['(a) one-year total, repeated', server.zinc, `/api/metrics/revenue?${year}`],
+      ['(a) one-year daily series, repeated', server.zinc, `/api/metrics/revenue/daily?${year}`],
+      ["(c') fixed route, a daily series' size (30 KB)", server.fixed, '/fixed-large'],
+      ['(b) total, random ranges', server.zinc, () => {
         const r = totals();
         return `/api/metrics/revenue?start=${r.start}&end=${r.end}`;
-      }, connections, duration),
-    );
-    results.push(
-      await load('(b) daily series, random ranges (1-365 days)', server.zinc, () => {
+      }],
+      ['(b) daily series, random ranges (1-365 days)', server.zinc, () => {
         const r = series();
         return `/api/metrics/revenue/daily?start=${r.start}&end=${r.end}`;
-      }, connections, duration),
-    );
-    // The ceiling again at the end: the machine's speed drifts within a run, so each ratio is
-    // taken against the better of the two (the less flattering ratio for Zinc).
-    results.push(await load('(c) fixed JSON route, again at the end', server.fixed, '/fixed', connections, duration));
-    const fixed = Math.max(results[0]!.rps, results.at(-1)!.rps);
-    console.log(`\nThroughput at ${connections} connections, ${duration} s each, ${rows.toLocaleString('en')} rows on ${kind}:\n`);
+      }],
+    ];
+    const rounds = Math.max(1, Math.round(duration / 2));
+    const slice = duration / rounds;
+    const lines: string[][] = [];
+    for (const [name, base, paths] of questions) {
+      const mine: Measured[] = [];
+      const ceiling: Measured[] = [];
+      for (let round = 0; round < rounds; round++) {
+        ceiling.push(await load('(c)', server.fixed, '/fixed', connections, slice));
+        mine.push(await load(name, base, paths, connections, slice));
+      }
+      const rps = (list: Measured[]) => list.reduce((sum, m) => sum + m.rps, 0) / list.length;
+      lines.push([
+        name,
+        Math.round(rps(mine)).toLocaleString('en'),
+        Math.round(rps(ceiling)).toLocaleString('en'),
+        `${((100 * rps(mine)) / rps(ceiling)).toFixed(1)}%`,
+        (mine.reduce((sum, m) => sum + m.p50, 0) / mine.length).toFixed(1),
+        Math.max(...mine.map((m) => m.p99)).toFixed(1),
+        String(mine.reduce((sum, m) => sum + m.errors, 0)),
+      ]);
+    }
     console.log(
-      table([
-        ['', 'req/s', 'p50 ms', 'p99 ms', 'vs (c)', 'errors'],
-        ...results.map((r) => [
-          r.name,
-          Math.round(r.rps).toLocaleString('en'),
-          r.p50.toFixed(1),
-          r.p99.toFixed(1),
-          `${((100 * r.rps) / fixed).toFixed(1)}%`,
-          String(r.errors),
-        ]),
-      ]),
+      `\nThroughput at ${connections} connections, ${rows.toLocaleString('en')} rows on ${kind}: each question and ` +
+        `(c) the fixed JSON route in turns, ${rounds} × ${slice} s each:\n`,
     );
+    console.log(table([['', 'req/s', '(c) req/s', 'vs (c)', 'p50 ms', 'p99 ms', 'errors'], ...lines]));
   } finally {
     await stopServer(server);
   }

@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/connection.js';
+import { openDatabase, readConsistently } from '../src/db/connection.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
 import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
 import { rebuildRollups, rollupTuning } from '../src/metrics/rollups.js';
 import { countPeriods, periodsOf } from '../src/metrics/revenue.series.js';
+import { revenueTotals } from '../src/metrics/revenue.queries.js';
 import { createTestDatabase, DIALECTS } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
@@ -182,6 +183,22 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       expect(first.body).toMatchObject({ total_revenue: '3.00', order_count: 1, sale_count: 2 });
       const second = await get('/api/metrics/revenue?start=2024-03-01&end=2024-03-01&product_id=a&product_id=bc&product_id=c');
       expect(second.body).toMatchObject({ total_revenue: '14.00', order_count: 2, sale_count: 3 });
+    });
+
+    it('when an import commits while an answer is being computed, then the answer sees one state, not part of each', async () => {
+      const day = '2024-03-09';
+      const products = { start: day, end: day, productIds: ['P-1', 'P-2'] };
+      await load([[day, orderId(), 'P-1', '1.00'], [day, orderId(), 'P-2', '2.00']]);
+      const [before, after] = await readConsistently(h.database, async (reader) => {
+        const first = await revenueTotals(reader, products);
+        // Another order of both products commits on the import connection meanwhile.
+        const both = orderId();
+        await load([[day, both, 'P-1', '4.00'], [day, both, 'P-2', '8.00']]);
+        return [first, await revenueTotals(reader, products)];
+      });
+      expect(after).toEqual(before);
+      expect(before).toMatchObject({ revenueCents: 300n, orderCount: 2, saleCount: 2 });
+      expect(await revenueTotals(h.database, products)).toMatchObject({ revenueCents: 1500n, orderCount: 3, saleCount: 4 });
     });
 
     it('when orders hold many long product ids, then sets differing only at the end are told apart', async () => {

@@ -76,6 +76,18 @@ class SqliteDialectKeepingErrors extends SqliteDialect {
   }
 }
 
+/**
+ * Runs `read` inside one read-only transaction on one connection, so that all its statements see
+ * the same committed state (InnoDB's consistent snapshot; SQLite's WAL snapshot), never part of an
+ * import that commits in between. `read` gets a Database whose `db` is that transaction.
+ */
+export function readConsistently<T>(database: Database, read: (reader: Database) => Promise<T>): Promise<T> {
+  return database.db
+    .transaction()
+    .setAccessMode('read only')
+    .execute((trx) => read({ ...database, db: trx }));
+}
+
 /** Opens the database named by the configuration (creating the SQLite file and folder if needed). */
 export function openDatabase(config: DatabaseConfig, options: OpenOptions = {}): Database {
   const log = options.onQueryError

@@ -238,7 +238,11 @@ async function productSeries(
     entry.orderCount += Number(r.sale_count);
     byDate.set(r.date, entry);
   }
-  for (const { date, overCount } of over) byDate.get(date)!.orderCount -= overCount;
+  for (const { date, overCount } of over) {
+    const entry = byDate.get(date) ?? { date, revenueCents: 0n, orderCount: 0, saleCount: 0 };
+    entry.orderCount -= overCount;
+    byDate.set(date, entry);
+  }
   return [...byDate.values()].sort((a, b) => (a.date < b.date ? -1 : a.date > b.date ? 1 : 0));
 }
 

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Database } from '../db/connection.js';
+import { readConsistently, type Database } from '../db/connection.js';
 import { invalidParameter } from '../http/errors.js';
 import { formatCents } from '../money.js';
 import { ifNoneMatch, type MetricsCache } from './answer-cache.js';
-import { DailySnapshots } from './daily-snapshot.js';
+import { DailySnapshots, type DailySnapshot } from './daily-snapshot.js';
 import { addDays, daysInclusive, eachDay, toDayNumber, type Granularity } from './calendar.js';
 import { presentComparison, presentDay, presentPeriod, presentProduct, presentTotals } from './revenue.presenter.js';
 import {
@@ -92,6 +92,8 @@ async function seriesBounds(
 
 /** Where the answers of one data version come from. */
 interface Source {
+  /** The database, or the read transaction the answer is computed in. */
+  reader: Database;
   bounds(): Promise<{ first: string; last: string } | undefined>;
   totals(filter: RevenueFilter): Promise<RevenueTotals>;
   byDay(filter: RevenueFilter & { start: string; end: string }): Promise<DayRevenue[]>;
@@ -106,28 +108,32 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
 
   /**
    * Questions without a product filter are answered from the in-memory snapshot of the daily
-   * rollup for the version (no query at all once it is loaded); the others from the rollup tables.
+   * rollup for the version (no query at all once it is loaded); the others from the rollup tables
+   * through `reader`.
    */
-  async function source(version: string): Promise<Source> {
-    const snapshot = await snapshots.get(version);
+  function source(snapshot: DailySnapshot | undefined, reader: Database): Source {
     const all = (f: RevenueFilter) => !f.productIds || f.productIds.length === 0;
     return {
-      bounds: async () => (snapshot ? snapshot.bounds() : saleDateBounds(database)),
-      totals: async (f) => (snapshot && all(f) ? snapshot.totals(f.start, f.end) : revenueTotals(database, f)),
-      byDay: async (f) => (snapshot && all(f) ? snapshot.byDay(f.start, f.end) : revenueByDay(database, f)),
-      overCount: async (f, g) => (snapshot && all(f) ? snapshot.overCount(f.start, f.end, g) : seriesOverCount(database, f, g)),
+      reader,
+      bounds: async () => (snapshot ? snapshot.bounds() : saleDateBounds(reader)),
+      totals: async (f) => (snapshot && all(f) ? snapshot.totals(f.start, f.end) : revenueTotals(reader, f)),
+      byDay: async (f) => (snapshot && all(f) ? snapshot.byDay(f.start, f.end) : revenueByDay(reader, f)),
+      overCount: async (f, g) => (snapshot && all(f) ? snapshot.overCount(f.start, f.end, g) : seriesOverCount(reader, f, g)),
     };
   }
 
   /**
    * Answers from the cache when it can: the ETag is the data version, so a matching
    * If-None-Match gets 304 without any work; otherwise the serialized answer of (version,
-   * question) is sent, computed once per version.
+   * question) is sent, computed once per version. A question that reads the rollup tables
+   * (`tables`, or any when the snapshot is not kept) is computed in one read-only transaction:
+   * its several statements see one committed state, never half of an import.
    */
   async function answer(
     request: FastifyRequest,
     reply: FastifyReply,
     key: string,
+    tables: boolean,
     compute: (data: Source) => Promise<unknown>,
   ) {
     const version = await cache.version.current();
@@ -136,7 +142,14 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
     if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
     let body: Buffer;
     try {
-      body = await cache.answers.get(version, key, async () => reply.serialize(await compute(await source(version))) as string);
+      body = await cache.answers.get(version, key, async () => {
+        const snapshot = await snapshots.get(version);
+        const value =
+          tables || !snapshot
+            ? await readConsistently(database, (reader) => compute(source(snapshot, reader)))
+            : await compute(source(snapshot, database));
+        return reply.serialize(value) as string;
+      });
     } catch (error) {
       reply.removeHeader('etag').removeHeader('cache-control');
       throw error;
@@ -171,7 +184,7 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
         previous = { start: addDays(start, -length), end: addDays(start, -1) };
       }
       const key = `total|${start ?? ''}|${end ?? ''}|${compare ?? ''}|${productIds.join('\u0000')}`;
-      return answer(request, reply, key, async (data) => {
+      return answer(request, reply, key, productIds.length > 0, async (data) => {
         const filter = { start, end, productIds };
         const [now, before] = await Promise.all([
           data.totals(filter),
@@ -201,7 +214,7 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
       const { start, end } = request.query;
       checkOrder(start, end);
       if (start && end) checkSeriesLength(start, end, 'daily');
-      return answer(request, reply, `daily|${start ?? ''}|${end ?? ''}`, async (data) => {
+      return answer(request, reply, `daily|${start ?? ''}|${end ?? ''}`, false, async (data) => {
         const bounds = await seriesBounds(data, { start, end });
         if (bounds.empty) return { start: bounds.start, end: bounds.end, currency: 'SGD' as const, days: [] };
         checkSeriesLength(bounds.start, bounds.end, 'daily');
@@ -235,7 +248,7 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
       const productIds = productFilter(request.query.product_id);
       if (start && end) checkSeriesLength(start, end, granularity);
       const key = `series|${start ?? ''}|${end ?? ''}|${granularity}|${productIds.join('\u0000')}`;
-      return answer(request, reply, key, async (data) => {
+      return answer(request, reply, key, productIds.length > 0, async (data) => {
         const filterEcho = productIds.length > 0 ? { product_ids: productIds } : {};
         const bounds = await seriesBounds(data, { start, end });
         if (bounds.empty) {
@@ -246,7 +259,7 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
         // With products, whole weeks or months come from the period rollups.
         const entries =
           productIds.length > 0 && granularity !== 'day'
-            ? revenueByPeriod(database, { start: bounds.start, end: bounds.end, productIds }, granularity === 'week' ? 'week' : 'month')
+            ? revenueByPeriod(data.reader, { start: bounds.start, end: bounds.end, productIds }, granularity === 'week' ? 'week' : 'month')
             : data.byDay(filter);
         const [days, overCount] = await Promise.all([entries, data.overCount(filter, granularity)]);
         const periods = buildSeries(days, overCount, bounds.start, bounds.end, granularity).map(presentPeriod);
@@ -273,8 +286,8 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
       const limit = request.query.limit ?? 10;
       const order = request.query.order ?? 'revenue';
       checkOrder(start, end);
-      return answer(request, reply, `by-product|${start ?? ''}|${end ?? ''}|${limit}|${order}`, async () => {
-        const { totalCents, products } = await revenueByProduct(database, { start, end }, order, limit);
+      return answer(request, reply, `by-product|${start ?? ''}|${end ?? ''}|${limit}|${order}`, true, async (data) => {
+        const { totalCents, products } = await revenueByProduct(data.reader, { start, end }, order, limit);
         return {
           start: start ?? null,
           end: end ?? null,
