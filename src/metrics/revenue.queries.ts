@@ -176,22 +176,35 @@ async function basketOverCount(
   if (mixing.length === 0) return [];
   const byShare = new Map<number, string[]>();
   for (const { basket, n } of mixing) byShare.set(Number(n), [...(byShare.get(Number(n)) ?? []), basket]);
-  const parts: RawBuilder<unknown>[] = [];
+  // Statements of at most basketTuning.perStatement names, whatever the pieces: far below both
+  // databases' placeholder limits (SQLite: 32,766) and SQLite's 500 terms of a compound SELECT.
+  const statements: RawBuilder<unknown>[][] = [[]];
+  let names = 0;
   for (const { grain, ...range } of pieces) {
     const { basket, key } = GRAINS[grain];
     for (const [n, list] of byShare) {
-      for (let i = 0; i < list.length; i += BASKETS_PER_PART) {
-        parts.push(sql`SELECT ${sql.ref(key)} AS date, order_count * ${n - 1} AS over_count FROM ${sql.table(basket)}
-          WHERE basket IN (${sql.join(list.slice(i, i + BASKETS_PER_PART))}) AND ${inRange(key, range)}`);
+      for (let i = 0; i < list.length; i += basketTuning.perStatement) {
+        const chunk = list.slice(i, i + basketTuning.perStatement);
+        if (names + chunk.length > basketTuning.perStatement) {
+          statements.push([]);
+          names = 0;
+        }
+        names += chunk.length;
+        statements.at(-1)!.push(sql`SELECT ${sql.ref(key)} AS date, order_count * ${n - 1} AS over_count
+          FROM ${sql.table(basket)} WHERE basket IN (${sql.join(chunk)}) AND ${inRange(key, range)}`);
       }
     }
   }
-  const { rows } = await sql<{ date: string; over_count: Num }>`${sql.join(parts, sql` UNION ALL `)}`.execute(db);
-  return rows.map((r) => ({ date: r.date, overCount: Number(r.over_count) }));
+  const over: Array<{ date: string; overCount: number }> = [];
+  for (const parts of statements) {
+    const { rows } = await sql<{ date: string; over_count: Num }>`${sql.join(parts, sql` UNION ALL `)}`.execute(db);
+    for (const r of rows) over.push({ date: r.date, overCount: Number(r.over_count) });
+  }
+  return over;
 }
 
-/** Baskets per statement part: far below both databases' placeholder limits. */
-const BASKETS_PER_PART = 500;
+/** Basket names per statement (see basketOverCount); a property so tests can make it small. */
+export const basketTuning = { perStatement: 2_000 };
 
 const sumOverCounts = (rows: Array<{ overCount: number }>) => rows.reduce((sum, r) => sum + r.overCount, 0);
 

@@ -105,7 +105,8 @@ export async function rebuildRollups(db: DB, kind: 'mysql' | 'sqlite'): Promise<
     withWriteLock(kind, conn, () =>
       conn.transaction().execute(async (trx) => {
         const r = trx.withTables<RollupTables>();
-        for (const table of ROLLUP_TABLES) await r.deleteFrom(table).execute();
+        // A basket's products are its name: its rows stay, as the refresh keeps them.
+        for (const table of ROLLUP_TABLES) if (table !== 'revenue_basket_products') await r.deleteFrom(table).execute();
         await refreshSpan(r, kind, undefined, undefined);
         await bumpDataVersion(r, kind);
       }),
