@@ -18,9 +18,12 @@ import type { RollupDB, RollupTables } from './rollups.js';
  * - for several products, an order with lines of k ≥ 2 of them on one date is counted k times by
  *   their sale rows: its basket (its products that date) holds k of them. The baskets holding two
  *   or more of the products (revenue_basket_products) and their orders per date
- *   (revenue_daily_basket) give that over-count, k − 1 per order and date, without reading a
- *   sales line; orders whose lines of those products carry several dates are corrected from the
- *   multi-date side table as above.
+ *   (revenue_daily_basket, or its weekly and monthly sums) give that over-count, k − 1 per order
+ *   and date, without reading a sales line. Orders whose lines of those products carry several
+ *   dates are in revenue_multiday_lines: their distinct (order, date) pairs there less their
+ *   distinct orders is what the daily counts count too many.
+ *
+ * An answer that takes several statements is read in one transaction (readConsistently).
  */
 
 export interface RevenueTotals {

@@ -5,8 +5,8 @@ import { withWriteLock } from '../db/write-lock.js';
 import { lastDayOfMonth, periodEnd, periodStart } from './calendar.js';
 
 /**
- * The pre-aggregated revenue tables (created by migration 2026-11-25T0200-revenue-rollups) and
- * their maintenance. Money columns hold what `sales.amount_sgd` holds on each database
+ * The pre-aggregated revenue tables (created by migrations 2026-11-25T0200-revenue-rollups,
+ * 2026-12-01T0000-basket-rollups and 2026-12-01T0100-period-rollups) and their maintenance. Money columns hold what `sales.amount_sgd` holds on each database
  * (DECIMAL on MySQL, integer cents on SQLite); read them only through `centsFromDb`.
  */
 export type RollupTables = {
@@ -68,8 +68,8 @@ const ROLLUP_TABLES = [
  * transaction as every change to `sales` (import, replace, undo), with every date whose rows
  * changed (old dates of replaced or deleted rows included). Recomputes those days from `sales`
  * (set-based), the side table of multi-date orders for every order that has, or had, a line on
- * one of them, the months they fall in and the running sums after them, and bumps the data
- * version.
+ * one of them, those days' baskets, the weeks and months they fall in and the running sums after
+ * them, and bumps the data version.
  */
 export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: Iterable<string>): Promise<void> {
   const unique = [...new Set(dates)].sort();
@@ -83,7 +83,7 @@ export async function refreshRollups(trx: DB, kind: 'mysql' | 'sqlite', dates: I
     // Recomputing days that did not change is harmless: every rollup row is a function of sales.
     await refreshSpan(db, kind, unique[0]!, unique.at(-1)!);
   } else {
-    for (const chunk of chunks) await refreshDays(db, kind, chunk);
+    for (const chunk of chunks) await refreshDays(db, chunk);
     for (const chunk of chunks) await refreshMultiDateOrders(db, kind, chunk);
     for (const chunk of chunks) {
       await refreshBaskets(db, kind, (column) => sql`${sql.ref(column)} IN (${sql.join(chunk)})`, sql`sales`);
@@ -185,7 +185,7 @@ async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string 
 }
 
 /** The given days' rows of revenue_daily and revenue_daily_product, through the date index. */
-async function refreshDays(db: RollupDB, kind: 'mysql' | 'sqlite', dates: string[]): Promise<void> {
+async function refreshDays(db: RollupDB, dates: string[]): Promise<void> {
   const inDates = sql.join(dates);
   await sql`DELETE FROM revenue_daily WHERE date IN (${inDates})`.execute(db);
   await sql`INSERT INTO revenue_daily (date, revenue, sale_count, order_count)
