@@ -178,9 +178,14 @@ async function basketOverCount(
     GROUP BY basket HAVING COUNT(*) > 1`.execute(db);
   if (mixing.length === 0) return [];
   const byShare = new Map<number, string[]>();
-  for (const { basket, n } of mixing) byShare.set(Number(n), [...(byShare.get(Number(n)) ?? []), basket]);
-  // Statements of at most basketTuning.perStatement names, whatever the pieces: far below both
-  // databases' placeholder limits (SQLite: 32,766) and SQLite's 500 terms of a compound SELECT.
+  for (const { basket, n } of mixing) {
+    const list = byShare.get(Number(n));
+    if (list) list.push(basket);
+    else byShare.set(Number(n), [basket]);
+  }
+  // Statements of at most basketTuning.perStatement names and 400 parts, whatever the pieces: far
+  // below both databases' placeholder limits (SQLite: 32,766) and SQLite's 500 terms of a
+  // compound SELECT.
   const statements: RawBuilder<unknown>[][] = [[]];
   let names = 0;
   for (const { grain, ...range } of pieces) {
@@ -188,7 +193,7 @@ async function basketOverCount(
     for (const [n, list] of byShare) {
       for (let i = 0; i < list.length; i += basketTuning.perStatement) {
         const chunk = list.slice(i, i + basketTuning.perStatement);
-        if (names + chunk.length > basketTuning.perStatement) {
+        if (names + chunk.length > basketTuning.perStatement || statements.at(-1)!.length >= 400) {
           statements.push([]);
           names = 0;
         }
