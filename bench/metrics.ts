@@ -343,10 +343,11 @@ function percentiles(times: number[]): { p50: number; p99: number } {
  */
 async function latencies(kind: string, sizes: number[], requests: number): Promise<void> {
   const servers: Server[] = [];
+  const clients: Array<ReturnType<typeof client>> = [];
   const figures = new Map<string, Array<{ p50: number; p99: number }>>();
   try {
     for (const rows of sizes) servers.push(await startServer(await ensureLoaded(kind, rows)));
-    const clients = servers.map((server) => client(server.zinc));
+    for (const server of servers) clients.push(client(server.zinc));
     for (const [name, path] of ENDPOINTS) {
       // One-year windows starting on each of the data's first ~700 days: a new question each time.
       const window = (i: number) => {
@@ -360,8 +361,8 @@ async function latencies(kind: string, sizes: number[], requests: number): Promi
       }
       figures.set(name, times.map(percentiles));
     }
-    for (const c of clients) c.close();
   } finally {
+    for (const c of clients) c.close();
     for (const server of servers) await stopServer(server);
   }
   console.log(

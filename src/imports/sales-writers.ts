@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
-import type { Database, DB } from '../db/connection.js';
+import { SORTING_CACHE_KIB, type Database, type DB } from '../db/connection.js';
 import { offerInfile, withdrawInfile } from '../db/infile.js';
 import { centsToDb, formatCents } from '../money.js';
 import type { RowError, SaleRow } from './sales-row.js';
@@ -99,8 +99,6 @@ export async function isBulkLoad(database: Database, fileBytes: number): Promise
   return estimated >= Number(rows[0]?.n ?? 0) * bulkLoadTuning.tableShare;
 }
 
-/** The page cache (negative: KiB) while the deferred indexes are built. */
-const INDEX_BUILD_CACHE_KIB = -16 * 1024;
 
 /** SQLite: prepared statements on the writer connection, inside the import's transaction. */
 class SqliteWriter implements SalesWriter {
@@ -181,11 +179,9 @@ class SqliteWriter implements SalesWriter {
 
   async end() {
     if (this.deferred.length > 0) {
-      // An index build sorts in memory up to the page cache's size before spilling to temporary
-      // files: with a smaller cache while it runs, sort and cache together stay within the
-      // import's memory bound, at no measurable cost in speed.
+      // Index builds are large sorts (see SORTING_CACHE_KIB).
       const cache = this.conn.pragma('cache_size', { simple: true }) as number;
-      this.conn.pragma(`cache_size = ${INDEX_BUILD_CACHE_KIB}`);
+      this.conn.pragma(`cache_size = ${SORTING_CACHE_KIB}`);
       try {
         for (const index of this.deferred) this.conn.exec(index.sql);
       } finally {

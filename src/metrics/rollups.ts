@@ -1,12 +1,13 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { DB } from '../db/connection.js';
+import { SORTING_CACHE_KIB, type DB } from '../db/connection.js';
 import type { Tables } from '../db/tables.js';
 import { withWriteLock } from '../db/write-lock.js';
 import { lastDayOfMonth, periodEnd, periodStart } from './calendar.js';
 
 /**
  * The pre-aggregated revenue tables (created by migrations 2026-11-25T0200-revenue-rollups,
- * 2026-12-01T0000-basket-rollups and 2026-12-01T0100-period-rollups) and their maintenance. Money columns hold what `sales.amount_sgd` holds on each database
+ * 2026-12-01T0000-basket-rollups and 2026-12-01T0100-period-rollups) and their maintenance.
+ * Money columns hold what `sales.amount_sgd` holds on each database
  * (DECIMAL on MySQL, integer cents on SQLite); read them only through `centsFromDb`.
  */
 export type RollupTables = {
@@ -142,21 +143,16 @@ const range = (column: string, from: string | undefined, to: string | undefined)
  */
 async function refreshSpan(db: RollupDB, kind: 'mysql' | 'sqlite', from: string | undefined, to: string | undefined) {
   if (kind === 'mysql') return refreshSpanPasses(db, kind, from, to);
-  // SQLite sorts in memory up to the page cache's size before spilling to temporary files, and
-  // the basket pass nests several sorts: with a smaller cache meanwhile, an import of 5M rows
-  // stays under 200 MB (measured: 225 MB at 32 MiB, 177 MB at 16 MiB for that pass alone), and
-  // is no slower.
+  // The basket pass nests several large sorts (see SORTING_CACHE_KIB): 225 MB at the import's
+  // 32 MiB cache, 177 MB at 16 MiB, for that pass alone at 5M rows, and no slower.
   const { rows } = await sql<{ cache_size: number }>`PRAGMA cache_size`.execute(db);
-  await sql`PRAGMA cache_size = ${sql.raw(String(SPAN_CACHE_KIB))}`.execute(db);
+  await sql`PRAGMA cache_size = ${sql.raw(String(SORTING_CACHE_KIB))}`.execute(db);
   try {
     await refreshSpanPasses(db, kind, from, to);
   } finally {
     await sql`PRAGMA cache_size = ${sql.raw(String(Number(rows[0]!.cache_size)))}`.execute(db);
   }
 }
-
-/** The page cache (negative: KiB) of the SQLite import connection while a span is recomputed. */
-const SPAN_CACHE_KIB = -16 * 1024;
 
 async function refreshSpanPasses(db: RollupDB, kind: 'mysql' | 'sqlite', from: string | undefined, to: string | undefined) {
   const mysql = kind === 'mysql';
