@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { openDatabase, readConsistently } from '../src/db/connection.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
 import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
-import { rebuildRollups, refreshRollups, rollupTuning } from '../src/metrics/rollups.js';
+import { rebuildRollups } from '../src/metrics/rollups.js';
+import { expectRollupsMatchRebuild, rollupSnapshot } from './support/rollups.js';
 import { countPeriods, periodsOf } from '../src/metrics/revenue.series.js';
 import { revenueTotals } from '../src/metrics/revenue.queries.js';
 import { createTestDatabase, DIALECTS } from './support/databases.js';
@@ -221,10 +222,10 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       const daily = await get(`/api/metrics/revenue/series?start=2024-03-05&end=2024-03-05&${both}`);
       expect(figures(daily.body.periods)).toEqual([['2024-03-05', '2024-03-05', '2024-03-05', false, '4.00', 2, 4]]);
       if (kind === 'mysql') {
-        // MySQL 8 cuts GROUP_CONCAT at 1024 bytes by default (MariaDB at 1 MiB): the refresh lifts the cut itself.
-        await h.database.writer.transaction().execute(async (trx) => {
-          await sql`SET SESSION group_concat_max_len = 1024`.execute(trx);
-          await refreshRollups(trx, 'mysql', ['2024-03-05']);
+        // MySQL 8 cuts GROUP_CONCAT at 1024 bytes by default (MariaDB at 1 MiB): the rebuild lifts the cut itself.
+        await h.database.writer.connection().execute(async (conn) => {
+          await sql`SET SESSION group_concat_max_len = 1024`.execute(conn);
+          await rebuildRollups(conn, 'mysql');
         });
       }
       const baskets = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM revenue_daily_basket WHERE date = '2024-03-05'`.execute(h.database.db);
@@ -407,11 +408,7 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
     expect(await snapshot()).toEqual(before);
   });
 
-  it('when refreshed day by day, a basket gone with its last order included, then the tables are those of a rebuild', async () => {
-    rollupTuning.wholeTableShare = Infinity; // the day-by-day way
-    onTestFinished(() => {
-      rollupTuning.wholeTableShare = 0.25;
-    });
+  it('when a basket loses its last order, then the tables are those of a rebuild', async () => {
     const o = orderId();
     await load([['2024-09-02', o, 'P-1', '1.00'], ['2024-09-02', o, 'P-2', '2.00'], ['2024-09-03', orderId(), 'P-3', '3.00']]);
     const both = 'start=2024-09-01&end=2024-09-30&product_id=P-1&product_id=P-2';
@@ -427,10 +424,6 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
   });
 
   it('when an undo removes the middle date of an order spanning three, then it still spans two and counts once', async () => {
-    rollupTuning.wholeTableShare = Infinity; // the order-by-order way (the other recomputes all)
-    onTestFinished(() => {
-      rollupTuning.wholeTableShare = 0.25;
-    });
     const o = orderId();
     await load([['2024-08-01', o, 'P-1', '1.00'], ['2024-08-20', o, 'P-3', '3.00'], ['2024-08-02', orderId(), 'P-9', '9.00']]);
     h.writeCsv(`${orderId('file')}.csv`, csv([['2024-08-10', o, 'P-2', '2.00']]));
@@ -457,27 +450,7 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       SELECT order_id, product_id, date FROM revenue_multiday_lines ORDER BY order_id, product_id`.execute(h.database.db);
     return rows.map((r) => `${r.order_id}|${r.product_id}|${r.date}`);
   }
-
-  async function snapshot() {
-    const out: Record<string, unknown[]> = {};
-    for (const [table, order] of [
-      ['revenue_daily', 'date'],
-      ['revenue_daily_product', 'product_id, date'],
-      ['revenue_monthly_product', 'month, product_id'],
-      ['revenue_product_mtd', 'product_id, date'],
-      ['revenue_product_cum', 'product_id, month'],
-      ['revenue_multiday_lines', 'order_id, product_id'],
-      ['revenue_multiday_days', 'order_id, date'],
-      ['revenue_daily_basket', 'basket, date'],
-      ['revenue_basket_products', 'basket, product_id'],
-      ['revenue_weekly_product', 'product_id, week'],
-      ['revenue_weekly_basket', 'basket, week'],
-      ['revenue_monthly_basket', 'basket, month'],
-    ] as const) {
-      out[table] = (await sql`SELECT * FROM ${sql.table(table)} ORDER BY ${sql.raw(order)}`.execute(h.database.db)).rows;
-    }
-    return out;
-  }
+  const snapshot = () => rollupSnapshot(h.database);
 });
 
 describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
@@ -507,7 +480,12 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
         '2026-11-25T0200-revenue-rollups',
         '2026-12-01T0000-basket-rollups',
         '2026-12-01T0100-period-rollups',
+        '2026-12-06T0000-stream-rollups',
       ]);
+      // The import's range of order ids is backfilled from its rows; the rollups are a rebuild's.
+      const record = await database.db.selectFrom('imported_files').select(['order_id_min', 'order_id_max']).executeTakeFirstOrThrow();
+      expect(record).toEqual({ order_id_min: 'A', order_id_max: 'D' });
+      await expectRollupsMatchRebuild(database, 'after the migrations');
       const { buildApp } = await import('../src/app.js');
       const app = await buildApp({
         config: { ...loadConfig({ SALES_DIR: process.cwd(), LOG_LEVEL: 'silent' }), database: testDb.config },
@@ -541,6 +519,22 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
         ['P-2', '2.50'],
       ]);
       await app.close();
+
+      // Down of the stream-rollups migration: month-to-date sums and basket samples come back.
+      const downToPeriods = await migrator.migrateTo('2026-12-01T0100-period-rollups');
+      expect(downToPeriods.error).toBeUndefined();
+      const mtd = await sql<{ product_id: string; date: string; sale_count: number }>`
+        SELECT product_id, date, sale_count FROM revenue_product_mtd WHERE product_id = 'P-1' ORDER BY date`.execute(database.db);
+      expect(mtd.rows.map((r) => [r.date, Number(r.sale_count)])).toEqual([
+        ['2024-01-01', 1],
+        ['2024-01-02', 2],
+        ['2024-02-01', 1],
+        ['2024-03-04', 1],
+      ]);
+      const samples = await sql<{ sample_order_id: string }>`SELECT sample_order_id FROM revenue_daily_basket`.execute(database.db);
+      expect(samples.rows.map((r) => r.sample_order_id)).toEqual(['D']);
+      const columns = (await database.db.introspection.getTables()).find((t) => t.name === 'imported_files')!.columns.map((c) => c.name);
+      expect(columns).not.toContain('order_id_min');
 
       const downToRollups = await migrator.migrateTo('2026-11-25T0200-revenue-rollups');
       expect(downToRollups.error).toBeUndefined();

@@ -26,6 +26,12 @@ export interface ImportedFilesTable {
   /** Who holds the import while it is `processing` (see imports/import-lease.ts). */
   owner: string | null;
   duration_ms: number | null;
+  /**
+   * The smallest and largest order id the import stored (binary order), or null before it ends.
+   * Imports whose ranges do not meet share no order (see metrics/rollup-upkeep.ts).
+   */
+  order_id_min: string | null;
+  order_id_max: string | null;
 }
 
 export interface SalesTable {

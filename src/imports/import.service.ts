@@ -20,7 +20,8 @@ import {
 import type { RowError } from './sales-row.js';
 import { listSalesFiles, openSalesFile, refusedOutcome, withSalesFile, type OpenedSalesFile } from './sales-folder.js';
 import { noteSalesCommitted } from '../metrics/answer-cache.js';
-import { refreshRollups } from '../metrics/rollups.js';
+import { RollupDelta } from '../metrics/rollup-delta.js';
+import { keepRollupsAfterImport, type RollupUpkeepReport } from '../metrics/rollup-upkeep.js';
 import { createSalesWriter, isBulkLoad, type MysqlLoadMethod } from './sales-writers.js';
 
 export type OnError = 'fail' | 'skip';
@@ -142,8 +143,24 @@ class Rejected extends Error {}
 /** Signals a rollback because the process is shutting down. */
 class Interrupted extends Error {}
 
+/** Where an import's time went, in milliseconds (read and load overlap: the store sets the pace). */
+export interface ImportPhases {
+  /** Reading, decoding, parsing and validating the file, and hashing it. */
+  read_ms: number;
+  /** Keeping the rollups' sums and order runs as rows pass. */
+  aggregate_ms: number;
+  /** Storing rows: waiting for the bulk load, then replaying and reconciling replacements. */
+  load_ms: number;
+  /** Completing the rollups from `sales` where needed and writing them. */
+  rollups_ms: number;
+  commit_ms: number;
+}
+
 interface Tally {
   stored: number;
+  phases: ImportPhases;
+  orderRange?: { order_id_min: string | null; order_id_max: string | null };
+  upkeep?: RollupUpkeepReport;
   rejectedRows: number;
   errorCount: number;
   errors: RowError[];
@@ -294,7 +311,15 @@ async function loadClaimed(
     options.onProgress?.({ ...progress, filename });
   };
 
-  const tally: Tally = { stored: 0, rejectedRows: 0, errorCount: 0, errors: [], warnings: [] };
+  const tally: Tally = {
+    stored: 0,
+    rejectedRows: 0,
+    errorCount: 0,
+    errors: [],
+    warnings: [],
+    phases: { read_ms: 0, aggregate_ms: 0, load_ms: 0, rollups_ms: 0, commit_ms: 0 },
+  };
+  let committing = 0;
   let status: 'success' | 'partial' | 'failed';
   let message: string | null = null;
   try {
@@ -307,11 +332,13 @@ async function loadClaimed(
         if (rejected && onError === 'fail') throw new Rejected();
         const final = rejected ? 'partial' : 'success';
         message = rejected ? `${tally.rejectedRows} row${tally.rejectedRows === 1 ? '' : 's'} rejected` : null;
-        await updateImport(trx, id, finalFields(final, message, tally, started));
+        await updateImport(trx, id, { ...finalFields(final, message, tally, started), ...tally.orderRange });
+        committing = performance.now();
         return final;
       }),
       options.signal,
     );
+    tally.phases.commit_ms = performance.now() - committing;
     // This instance's cached answers follow its own imports at once (others within CACHE_MAX_STALE_MS).
     noteSalesCommitted();
   } catch (error) {
@@ -341,10 +368,24 @@ async function loadClaimed(
   }
   const record = (await findImportById(conn, id))!;
   log.info(
-    { importId: id, file: filename, outcome: status, rows: record.num_rows, rejected: record.rows_rejected, durationMs: record.duration_ms },
+    {
+      importId: id,
+      file: filename,
+      outcome: status,
+      rows: record.num_rows,
+      rejected: record.rows_rejected,
+      durationMs: record.duration_ms,
+      ...(status === 'failed' ? {} : { phases: roundPhases(tally.phases), rollups: tally.upkeep }),
+    },
     'import finished',
   );
   return { status, record, filename };
+}
+
+function roundPhases(phases: ImportPhases): ImportPhases {
+  const out = { ...phases };
+  for (const key of Object.keys(out) as (keyof ImportPhases)[]) out[key] = Math.round(out[key]);
+  return out;
 }
 
 function skipped(record: ImportRecord, filename: string, message: string): FileOutcome {
@@ -438,11 +479,13 @@ async function loadRows(
   onProgress: (progress: ImportProgress) => void,
 ): Promise<void> {
   const { signal, log } = options;
+  const { phases } = tally;
   const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto', file.bulk);
   if (writer.method !== lastMethod) {
     lastMethod = writer.method;
     log.info({ method: writer.method }, 'bulk load path in use');
   }
+  let repeats = 0;
   const reject = (errors: RowError[], count = errors.length) => {
     tally.errorCount += count;
     tally.rejectedRows += count === errors.length ? new Set(errors.map((e) => e.line)).size : count;
@@ -452,21 +495,33 @@ async function loadRows(
   };
   const changed = () =>
     new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
+  const delta = new RollupDelta();
 
+  const streamStarted = performance.now();
   try {
     const sha = await streamRows(file.path, {
       onHeader: (layout) => (tally.warnings = layout.warnings),
       onErrors: (errors) => reject(errors),
       onRows: async (rows) => {
         if (signal?.aborted) throw new Interrupted();
-        const repeats = await writer.write(rows);
-        if (repeats.length > 0) reject(repeats);
+        const t0 = performance.now();
+        for (const r of rows) delta.addRow(r.date, r.orderId, r.productId, r.amountCents);
+        const t1 = performance.now();
+        const found = await writer.write(rows);
+        phases.aggregate_ms += t1 - t0;
+        phases.load_ms += performance.now() - t1;
+        if (found.length > 0) {
+          repeats += found.length;
+          reject(found);
+        }
       },
       onProgress: (bytesRead, rowsRead) => onProgress({ bytesRead, bytesTotal: file.size, rowsRead }),
     });
+    phases.read_ms = performance.now() - streamStarted - phases.aggregate_ms - phases.load_ms;
     if (signal?.aborted) throw new Interrupted();
     if (sha !== file.sha256) throw changed();
 
+    const ending = performance.now();
     if ((await writer.end()).needsReplay) {
       const again = await streamRows(file.path, {
         onHeader: () => {},
@@ -475,20 +530,25 @@ async function loadRows(
       });
       if (again !== file.sha256) throw changed();
       const { errors, count } = await writer.reconcile(MAX_KEPT_ERRORS);
-      if (count > 0) reject(errors, count);
+      if (count > 0) {
+        repeats += count;
+        reject(errors, count);
+      }
     }
+    phases.load_ms += performance.now() - ending;
   } catch (error) {
     await writer.abort();
     throw error;
   }
   tally.stored = writer.stored;
-  const rollupStarted = performance.now();
-  await refreshRollups(trx, database.kind, writer.dates);
-  log.info(
-    { importId, rows: writer.stored, days: writer.dates.size, rollupMs: Math.round(performance.now() - rollupStarted) },
-    'rollups refreshed',
-  );
+  tally.orderRange = { order_id_min: delta.orderMin ?? null, order_id_max: delta.orderMax ?? null };
   trimErrors(tally);
+  // A strict import with a bad row rolls back: its rollups would be thrown away.
+  if (options.onError === 'fail' && tally.rejectedRows > 0) return;
+  const rollupStarted = performance.now();
+  const upkeep = await keepRollupsAfterImport(trx, database, importId, delta, { replaced: writer.replaced, repeats });
+  phases.rollups_ms = performance.now() - rollupStarted;
+  tally.upkeep = upkeep;
 }
 
 function trimErrors(tally: Tally): void {

@@ -133,6 +133,8 @@ export function refusedOutcome(name: string, reason: string, onError: OnError, l
     on_error: onError,
     owner: null,
     duration_ms: null,
+    order_id_min: null,
+    order_id_max: null,
   };
   return { status: 'failed', record, filename: name };
 }

@@ -34,8 +34,8 @@ export interface SalesWriter {
   abort(): Promise<void>;
   /** Rows stored (inserted or replacing) so far. */
   readonly stored: number;
-  /** Every date whose rows changed, old dates of replaced rows included. */
-  readonly dates: Set<string>;
+  /** Of those, rows that replaced a row another import had stored (known once reconciled). */
+  readonly replaced: number;
 }
 
 export type MysqlLoadMethod = 'auto' | 'load-data' | 'insert';
@@ -104,7 +104,7 @@ export async function isBulkLoad(database: Database, fileBytes: number): Promise
 class SqliteWriter implements SalesWriter {
   readonly method = 'sqlite';
   stored = 0;
-  readonly dates = new Set<string>();
+  replaced = 0;
   /** The secondary indexes dropped for a bulk load, to be built again by end(). */
   private deferred: { name: string; sql: string }[] = [];
   private readonly conn: SqliteDatabase.Database;
@@ -138,7 +138,6 @@ class SqliteWriter implements SalesWriter {
     const errors: RowError[] = [];
     const id = this.importId;
     for (const r of rows) {
-      this.dates.add(r.date);
       if (this.insert.run(r.date, r.orderId, r.productId, r.amountCents, id, r.line).changes === 1) {
         this.stored++;
         continue;
@@ -156,7 +155,7 @@ class SqliteWriter implements SalesWriter {
       }
       this.keep.run(id, old.date, r.orderId, r.productId, old.amount_sgd, old.imported_file_id, old.source_line);
       this.replace.run(r.date, r.amountCents, id, r.line, old.id);
-      this.dates.add(old.date);
+      this.replaced++;
       this.stored++;
     }
     return errors;
@@ -206,8 +205,8 @@ class SqliteWriter implements SalesWriter {
 abstract class MysqlWriter implements SalesWriter {
   abstract readonly method: string;
   stored = 0;
+  replaced = 0;
   protected sent = 0;
-  readonly dates = new Set<string>();
 
   constructor(
     protected readonly trx: DB,
@@ -270,20 +269,18 @@ abstract class MysqlWriter implements SalesWriter {
         WHERE st.import_id = ${id} AND st.line > g.first`.execute(trx);
     }
 
-    // 4. Replace: keep the old rows for undo, note their dates, then overwrite them in place.
+    // 4. Replace: keep the old rows for undo, then overwrite them in place.
     //    Staging first, each row then found through the identity index (MySQL would otherwise
     //    pick its own order, which inside a large import can be a scan of sales per staging row).
     const replacing = sql`sales_staging st STRAIGHT_JOIN sales s ON ${identity}`;
     await sql`INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
       SELECT ${id}, s.date, s.order_id, s.product_id, s.amount_sgd, s.imported_file_id, s.source_line
       FROM ${replacing} WHERE st.import_id = ${id}`.execute(trx);
-    const oldDates = await sql<{ date: string }>`SELECT DISTINCT date FROM sales_history
-      WHERE replaced_by_import_id = ${id}`.execute(trx);
-    for (const { date } of oldDates.rows) this.dates.add(date);
     const replaced = await sql`UPDATE ${replacing}
       SET s.date = st.date, s.amount_sgd = st.amount_sgd, s.imported_file_id = st.import_id, s.source_line = st.line
       WHERE st.import_id = ${id}`.execute(trx);
-    this.stored += Number(replaced.numAffectedRows ?? 0n);
+    this.replaced = Number(replaced.numAffectedRows ?? 0n);
+    this.stored += this.replaced;
     await sql`DELETE FROM sales_staging WHERE import_id = ${id}`.execute(trx);
 
     errors.sort((a, b) => a.line - b.line);
@@ -323,7 +320,6 @@ class MysqlInsertWriter extends MysqlWriter {
 
   async write(rows: SaleRow[]): Promise<RowError[]> {
     if (rows.length === 0) return [];
-    for (const r of rows) this.dates.add(r.date);
     this.sent += rows.length;
     const result = await this.trx
       .insertInto('sales')
@@ -415,7 +411,6 @@ class MysqlLoadDataWriter extends MysqlWriter {
     );
     let text = '';
     for (const r of rows) {
-      this.dates.add(r.date);
       text += `${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\t${r.line}\n`;
     }
     this.sent += rows.length;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Database, DB } from '../db/connection.js';
 import { serializedWrites, withWriteLock } from '../db/write-lock.js';
 import { noteSalesCommitted } from '../metrics/answer-cache.js';
-import { refreshRollups } from '../metrics/rollups.js';
+import { keepRollupsAround } from '../metrics/rollup-upkeep.js';
 import { findImportById, type ImportRecord } from './imports.repository.js';
 
 /** Why an import cannot be undone right now. */
@@ -27,7 +27,7 @@ export async function undoImport(database: Database, id: number, signal?: AbortS
     database.writer
       .connection()
       .execute((conn) =>
-        withWriteLock(database.kind, conn, () => conn.transaction().execute((trx) => revert(trx, database.kind, id)), signal),
+        withWriteLock(database.kind, conn, () => conn.transaction().execute((trx) => revert(trx, database, id)), signal),
       ),
   );
   noteSalesCommitted();
@@ -43,36 +43,28 @@ function refuseUndo(record: ImportRecord): void {
 }
 
 /** The undo itself, inside its transaction. */
-async function revert(trx: DB, kind: Database['kind'], id: number): Promise<ImportRecord | undefined> {
+async function revert(trx: DB, database: Database, id: number): Promise<ImportRecord | undefined> {
   const record = await findImportById(trx, id);
   if (!record) return undefined;
   refuseUndo(record);
 
-  const dates = new Set<string>();
-  const owned = await trx.selectFrom('sales').select('date').distinct().where('imported_file_id', '=', id).execute();
-  const restored = await trx
-    .selectFrom('sales_history')
-    .select('date')
-    .distinct()
-    .where('replaced_by_import_id', '=', id)
-    .execute();
-  for (const row of [...owned, ...restored]) dates.add(row.date);
-
-  await trx.deleteFrom('sales').where('imported_file_id', '=', id).execute();
-  await repointLaterHistory(trx, kind, id);
-  await trx.deleteFrom('sales_history').where('imported_file_id', '=', id).execute();
-  await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
-    SELECT h.date, h.order_id, h.product_id, h.amount_sgd, h.imported_file_id, h.source_line
-    FROM sales_history h
-    WHERE h.replaced_by_import_id = ${id}
-      AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.order_id = h.order_id AND s.product_id = h.product_id)`.execute(trx);
-  await trx.deleteFrom('sales_history').where('replaced_by_import_id', '=', id).execute();
-  await trx
-    .updateTable('imported_files')
-    .set({ status: 'reverted', error_message: `reverted at ${new Date().toISOString()}` })
-    .where('id', '=', id)
-    .execute();
-  await refreshRollups(trx, kind, dates);
+  const { kind } = database;
+  await keepRollupsAround(trx, database, id, async () => {
+    await trx.deleteFrom('sales').where('imported_file_id', '=', id).execute();
+    await repointLaterHistory(trx, kind, id);
+    await trx.deleteFrom('sales_history').where('imported_file_id', '=', id).execute();
+    await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+      SELECT h.date, h.order_id, h.product_id, h.amount_sgd, h.imported_file_id, h.source_line
+      FROM sales_history h
+      WHERE h.replaced_by_import_id = ${id}
+        AND NOT EXISTS (SELECT 1 FROM sales s WHERE s.order_id = h.order_id AND s.product_id = h.product_id)`.execute(trx);
+    await trx.deleteFrom('sales_history').where('replaced_by_import_id', '=', id).execute();
+    await trx
+      .updateTable('imported_files')
+      .set({ status: 'reverted', error_message: `reverted at ${new Date().toISOString()}` })
+      .where('id', '=', id)
+      .execute();
+  });
   return findImportById(trx, id);
 }
 

@@ -321,8 +321,9 @@ export interface ProductRevenue {
 /**
  * UNION ALL parts whose rows, summed per product, are each product's revenue and sale rows over
  * the range: + prefix(end) − prefix(start − 1), where prefix(x) = the all-time running sums through
- * the month before x's month (revenue_product_cum) + the month-to-date sums through x
- * (revenue_product_mtd). A few rows per product whatever the range; `ids`: only those products.
+ * the month before x's month (revenue_product_cum) + the sums from x's month's 1st through x
+ * (whole weeks of revenue_weekly_product, then days). At most a dozen rows per product whatever
+ * the range; `ids`: only those products.
  */
 function productPrefixParts(database: Database, range: DateRange, ids: readonly string[]): RawBuilder<unknown>[] {
   const mysql = database.kind === 'mysql';
@@ -330,8 +331,8 @@ function productPrefixParts(database: Database, range: DateRange, ids: readonly 
   const only = (column: string) => (ids.length === 0 ? sql`1 = 1` : products(column, ids));
   const signed = (column: RawBuilder<unknown>, sign: 1 | -1) => (sign === 1 ? column : sql`-${column}`);
   /** Per product, ± the row of `table` with the latest `key` in [from, to]. */
-  const latest = (table: 'revenue_product_cum' | 'revenue_product_mtd', from: string | undefined, to: string | undefined, sign: 1 | -1) => {
-    const key = table === 'revenue_product_cum' ? 'month' : 'date';
+  const latest = (table: 'revenue_product_cum', from: string | undefined, to: string | undefined, sign: 1 | -1) => {
+    const key = 'month';
     // MySQL finds each product's latest row with a loose index scan of the primary key.
     const hint = mysql ? sql` FORCE INDEX (PRIMARY)` : sql``;
     parts.push(sql`SELECT t.product_id AS product_id, ${signed(sql.ref('t.revenue'), sign)} AS revenue,
@@ -340,14 +341,13 @@ function productPrefixParts(database: Database, range: DateRange, ids: readonly 
         WHERE ${inRange(key, { start: from, end: to })} AND ${only('product_id')} GROUP BY product_id) last
       JOIN ${sql.table(table)} t ON t.product_id = last.product_id AND ${sql.ref(`t.${key}`)} = last.k`);
   };
-  /** Per product with sales in `month`, ± its month-to-date sums through `through` (SQLite: one seek each). */
+  /** Per product, ± its sums from the 1st of `month` through `through`: whole weeks, then days. */
   const monthToDate = (month: string, through: string, sign: 1 | -1) => {
-    if (mysql) return latest('revenue_product_mtd', month, through, sign);
-    const last = (column: 'revenue' | 'sale_count') => sql`COALESCE((SELECT ${sql.ref(`t.${column}`)} FROM revenue_product_mtd t
-      WHERE t.product_id = m.product_id AND t.date >= ${month} AND t.date <= ${through} ORDER BY t.date DESC LIMIT 1), 0)`;
-    parts.push(sql`SELECT m.product_id AS product_id, ${signed(last('revenue'), sign)} AS revenue,
-        ${signed(last('sale_count'), sign)} AS sale_count
-      FROM revenue_monthly_product m WHERE m.month = ${month} AND ${only('m.product_id')}`);
+    for (const piece of cutRange({ start: month, end: through }, 'week')) {
+      const { product: table, key } = GRAINS[piece.grain];
+      parts.push(sql`SELECT product_id, ${signed(sql`SUM(revenue)`, sign)} AS revenue, ${signed(sql`SUM(sale_count)`, sign)} AS sale_count
+        FROM ${sql.table(table)} WHERE ${inRange(key, piece)} AND ${only('product_id')} GROUP BY product_id`);
+    }
   };
 
   const { start, end } = range;
@@ -367,8 +367,8 @@ function productPrefixParts(database: Database, range: DateRange, ids: readonly 
  * The top products of a range by revenue (ties: product id) or by orders (ties: revenue, then
  * product id), and the range's total revenue. A product's figures over [start, end] are
  * prefix(end) − prefix(start − 1), where prefix(x) = its all-time running sums through the month
- * before x's month (revenue_product_cum) + its month-to-date sums through x (revenue_product_mtd):
- * a few rows per product, whatever the length of the range or the number of sales.
+ * before x's month (revenue_product_cum) + its sums from x's month's 1st through x (weeks, then
+ * days): a few rows per product, whatever the length of the range or the number of sales.
  */
 export async function revenueByProduct(
   database: Database,

@@ -1,0 +1,350 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The change one write (an import, an undo) makes to the rollup tables, gathered in memory while
+ * the rows pass and written in bulk afterwards (rollup-merge.ts). Its size follows the groups —
+ * days, (product, day), (basket, day) — never the rows, except for two small things: the lines of
+ * orders that carry several dates, and 8 bytes per order when a file's order ids do not rise
+ * (to find an order whose lines are not side by side).
+ *
+ * Two kinds of change:
+ * - sums (revenue and sale rows per day and per product and day) are additive row by row;
+ * - order facts (distinct orders per day, baskets, multi-date orders) belong to an order as a
+ *   whole. The stream counts an order from its run of adjacent lines; that is the order's true
+ *   contribution only when the order has no other lines anywhere. The import finds the orders for
+ *   which that fails (see rollup-merge.ts) and corrects them from `sales`.
+ */
+export class RollupDelta {
+  private readonly dayIndex = new Map<string, number>();
+  readonly days: string[] = [];
+  /** Per day: revenue cents, sale rows, distinct orders (deltas). */
+  private dayCents: number[] = [];
+  private daySales: number[] = [];
+  private dayOrders: number[] = [];
+
+  private readonly productIndex = new Map<string, number>();
+  readonly products: string[] = [];
+  /** (product, day) → slot; key = product index × DAY_SPAN + day index. */
+  private readonly productDaySlot = new Map<number, number>();
+  private slotKey: number[] = [];
+  private slotCents: number[] = [];
+  private slotSales: number[] = [];
+
+  private readonly basketIndex = new Map<string, number>();
+  /** Per basket: its name (SHA-256 of the length-prefixed, sorted product ids) and its products. */
+  readonly baskets: { name: string; products: string[] }[] = [];
+  /** (basket, day) → orders; key = basket index × DAY_SPAN + day index. */
+  readonly basketDays = new Map<number, number>();
+
+  /** Money that outgrew exact doubles (|sum| ≥ 2^52 cents), by slot: days as -1 - day. */
+  private readonly overflow = new Map<number, bigint>();
+
+  /** Lines and (order, date, previous date) rows of multi-date orders seen in runs. */
+  readonly multidayLines: { orderId: string; productId: string; date: string }[] = [];
+  readonly multidayDays: { orderId: string; date: string; prevDate: string | null }[] = [];
+
+  // The run of adjacent lines of one order.
+  private runOrder: string | undefined;
+  private runDays: number[] = [];
+  private runProducts: number[] = [];
+  /** Runs counted so far (orders, if no order's lines are split). */
+  runs = 0;
+  /** Whether every run's order id is greater than the one before (then no order recurs). */
+  rising = true;
+  private runHashes: Float64Array = new Float64Array(0);
+  /** Smallest and largest order id streamed (binary order, as the databases compare them). */
+  orderMin: string | undefined;
+  orderMax: string | undefined;
+
+  /** Adds a stored row to the sums and to its order's run. */
+  addRow(date: string, orderId: string, productId: string, cents: number): void {
+    const day = this.day(date);
+    const product = this.product(productId);
+    this.addDaySums(day, cents, 1);
+    this.addProductSums(product, day, cents, 1);
+    if (orderId !== this.runOrder) this.startRun(orderId);
+    this.runDays.push(day);
+    this.runProducts.push(product);
+  }
+
+  /** Adds (or with negative counts, removes) summed rows of one (date, product). */
+  addSums(date: string, productId: string, cents: number | bigint, count: number): void {
+    const day = this.day(date);
+    this.addDaySums(day, cents, count);
+    this.addProductSums(this.product(productId), day, cents, count);
+  }
+
+  /**
+   * Adds `count` orders (negative: removes them) holding, on `date`, the products named by
+   * `basketKey` (the length-prefixed sorted ids, as SQL's GROUP_CONCAT writes them), or a single
+   * product when `basketKey` is null.
+   */
+  addOrderFacts(date: string, basketKey: string | null, count: number): void {
+    const day = this.day(date);
+    this.dayOrders[day]! += count;
+    if (basketKey !== null) this.addBasketDay(this.basketOf(basketKey), day, count);
+  }
+
+  /** Ends the last run; call once the stream is over, before reading order facts. */
+  endRuns(): void {
+    this.closeRun();
+    this.runOrder = undefined;
+  }
+
+  /**
+   * Whether two runs may belong to one order: run ids did not rise and two of them hash alike.
+   * False means each run is a whole order as far as this file goes.
+   */
+  runsMayRepeat(): boolean {
+    if (this.rising) return false;
+    const hashes = this.runHashes.subarray(0, this.runs).sort();
+    for (let i = 1; i < hashes.length; i++) if (hashes[i] === hashes[i - 1]) return true;
+    return false;
+  }
+
+  /** Forgets the order facts counted from runs (the caller recomputes them from `sales`). */
+  dropOrderFacts(): void {
+    this.dayOrders.fill(0);
+    this.basketDays.clear();
+    this.multidayLines.length = 0;
+    this.multidayDays.length = 0;
+  }
+
+  /** Forgets the sums (the caller recomputes them from `sales`). */
+  dropSums(): void {
+    this.dayCents.fill(0);
+    this.daySales.fill(0);
+    this.slotCents.fill(0);
+    this.slotSales.fill(0);
+    for (const key of [...this.overflow.keys()]) this.overflow.delete(key);
+  }
+
+  /** Every day with a change: date, revenue (cents), sale rows, orders. */
+  *dayChanges(): Generator<{ date: string; cents: bigint; sales: number; orders: number }> {
+    for (let d = 0; d < this.days.length; d++) {
+      const cents = this.cents(this.dayCents[d]!, -1 - d);
+      if (cents === 0n && this.daySales[d] === 0 && this.dayOrders[d] === 0) continue;
+      yield { date: this.days[d]!, cents, sales: this.daySales[d]!, orders: this.dayOrders[d]! };
+    }
+  }
+
+  /** Every (product, day) with a change. */
+  *productDayChanges(): Generator<{ productId: string; date: string; cents: bigint; sales: number }> {
+    for (let s = 0; s < this.slotKey.length; s++) {
+      const cents = this.cents(this.slotCents[s]!, s);
+      if (cents === 0n && this.slotSales[s] === 0) continue;
+      const key = this.slotKey[s]!;
+      yield {
+        productId: this.products[Math.floor(key / DAY_SPAN)]!,
+        date: this.days[key % DAY_SPAN]!,
+        cents,
+        sales: this.slotSales[s]!,
+      };
+    }
+  }
+
+  /** Every (basket, day) with a change. */
+  *basketDayChanges(): Generator<{ basket: number; date: string; orders: number }> {
+    for (const [key, orders] of this.basketDays) {
+      if (orders !== 0) yield { basket: Math.floor(key / DAY_SPAN), date: this.days[key % DAY_SPAN]!, orders };
+    }
+  }
+
+  private day(date: string): number {
+    let d = this.dayIndex.get(date);
+    if (d === undefined) {
+      d = this.days.length;
+      if (d >= DAY_SPAN) throw new Error('too many distinct dates in one change');
+      this.dayIndex.set(date, d);
+      this.days.push(date);
+      this.dayCents.push(0);
+      this.daySales.push(0);
+      this.dayOrders.push(0);
+    }
+    return d;
+  }
+
+  private product(productId: string): number {
+    let p = this.productIndex.get(productId);
+    if (p === undefined) {
+      p = this.products.length;
+      this.productIndex.set(productId, p);
+      this.products.push(productId);
+    }
+    return p;
+  }
+
+  private addDaySums(day: number, cents: number | bigint, count: number): void {
+    this.daySales[day]! += count;
+    this.dayCents[day] = this.addCents(this.dayCents[day]!, cents, -1 - day);
+  }
+
+  private addProductSums(product: number, day: number, cents: number | bigint, count: number): void {
+    const key = product * DAY_SPAN + day;
+    let slot = this.productDaySlot.get(key);
+    if (slot === undefined) {
+      slot = this.slotKey.length;
+      this.productDaySlot.set(key, slot);
+      this.slotKey.push(key);
+      this.slotCents.push(0);
+      this.slotSales.push(0);
+    }
+    this.slotSales[slot]! += count;
+    this.slotCents[slot] = this.addCents(this.slotCents[slot]!, cents, slot);
+  }
+
+  /** Adds cents exactly: a sum that would leave the exact range of doubles moves to a bigint. */
+  private addCents(sum: number, cents: number | bigint, slot: number): number {
+    if (typeof cents === 'number') {
+      const next = sum + cents;
+      if (next < EXACT && next > -EXACT) return next;
+    }
+    this.overflow.set(slot, (this.overflow.get(slot) ?? 0n) + BigInt(sum) + BigInt(cents));
+    return 0;
+  }
+
+  private cents(sum: number, slot: number): bigint {
+    const spilled = this.overflow.get(slot);
+    return spilled === undefined ? BigInt(sum) : spilled + BigInt(sum);
+  }
+
+  private addBasketDay(basket: number, day: number, count: number): void {
+    const key = basket * DAY_SPAN + day;
+    this.basketDays.set(key, (this.basketDays.get(key) ?? 0) + count);
+  }
+
+  /** The basket index of a key (`5:SKU-15:SKU-2`…), naming it on first sight. */
+  private basketOf(key: string): number {
+    let b = this.basketIndex.get(key);
+    if (b === undefined) {
+      b = this.baskets.length;
+      this.basketIndex.set(key, b);
+      this.baskets.push({ name: basketName(key), products: splitBasketKey(key) });
+    }
+    return b;
+  }
+
+  private startRun(orderId: string): void {
+    this.closeRun();
+    const previous = this.runOrder;
+    this.runOrder = orderId;
+    if (this.runs >= this.runHashes.length) {
+      const grown = new Float64Array(Math.max(1024, this.runHashes.length * 2));
+      grown.set(this.runHashes);
+      this.runHashes = grown;
+    }
+    this.runHashes[this.runs++] = hashId(orderId);
+    if (previous !== undefined && this.rising && !idLess(previous, orderId)) this.rising = false;
+    if (this.orderMin === undefined || idLess(orderId, this.orderMin)) this.orderMin = orderId;
+    if (this.orderMax === undefined || idLess(this.orderMax, orderId)) this.orderMax = orderId;
+  }
+
+  /** Counts the finished run as one order: its days, its baskets, its lines if it spans days. */
+  private closeRun(): void {
+    const days = this.runDays;
+    const n = days.length;
+    if (n === 0) return;
+    const products = this.runProducts;
+    let single = true;
+    for (let i = 1; i < n; i++) if (days[i] !== days[0]) single = false;
+    if (single) {
+      this.dayOrders[days[0]!]! += 1;
+      if (n > 1) this.addBasketDay(this.basketOf(basketKey(products.map((p) => this.products[p]!))), days[0]!, 1);
+    } else {
+      const byDay = new Map<number, string[]>();
+      for (let i = 0; i < n; i++) {
+        const list = byDay.get(days[i]!);
+        if (list) list.push(this.products[products[i]!]!);
+        else byDay.set(days[i]!, [this.products[products[i]!]!]);
+      }
+      const orderId = this.runOrder!;
+      const dates = [...byDay.keys()].map((d) => this.days[d]!).sort();
+      for (let i = 0; i < dates.length; i++) {
+        this.multidayDays.push({ orderId, date: dates[i]!, prevDate: i === 0 ? null : dates[i - 1]! });
+      }
+      for (const [day, ids] of byDay) {
+        this.dayOrders[day]! += 1;
+        if (ids.length > 1) this.addBasketDay(this.basketOf(basketKey(ids)), day, 1);
+        for (const productId of ids) this.multidayLines.push({ orderId, productId, date: this.days[day]! });
+      }
+    }
+    this.runDays = [];
+    this.runProducts = [];
+  }
+}
+
+/** Distinct dates one change may touch (years 1000–9999 have about 3.3 million). */
+const DAY_SPAN = 1 << 22;
+/** Cents sums stay exact as doubles below this; beyond it they move to a bigint. */
+const EXACT = 2 ** 52;
+
+/** Where the databases sort one character after another: code point order, as UTF-8 bytes compare. */
+function codePointRank(c: number): number {
+  return c >= 0xe000 ? c - 0x800 : c >= 0xd800 ? c + 0x2000 : c;
+}
+
+/** a < b in binary (code point) order, as utf8mb4_bin and SQLite's BINARY compare. */
+export function idLess(a: string, b: string): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) < codePointRank(y);
+  }
+  return a.length < b.length;
+}
+
+function compareIds(a: string, b: string): number {
+  return a === b ? 0 : idLess(a, b) ? -1 : 1;
+}
+
+/** Characters (code points), as CHAR_LENGTH and SQLite's length() count them. */
+function charLength(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) n--;
+  }
+  return n;
+}
+
+/** A basket's key: its product ids sorted, each prefixed by its length, so no two sets give one key. */
+export function basketKey(productIds: string[]): string {
+  productIds.sort(compareIds);
+  let key = '';
+  for (const id of productIds) key += `${charLength(id)}:${id}`;
+  return key;
+}
+
+/** A basket's name in the tables: the SHA-256 of its key, as SHA2(…, 256) gives it. */
+export function basketName(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** The product ids of a basket key. */
+export function splitBasketKey(key: string): string[] {
+  const ids: string[] = [];
+  let i = 0;
+  while (i < key.length) {
+    const colon = key.indexOf(':', i);
+    const chars = Number(key.slice(i, colon));
+    let end = colon + 1;
+    for (let c = 0; c < chars; c++) end += key.charCodeAt(end) >= 0xd800 && key.charCodeAt(end) <= 0xdbff ? 2 : 1;
+    ids.push(key.slice(colon + 1, end));
+    i = end;
+  }
+  return ids;
+}
+
+/** A 53-bit hash of an order id (two FNV-1a variants): equal ids hash alike, others almost never. */
+function hashId(id: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 13;
+  }
+  return (a >>> 0) * 2097152 + ((b >>> 0) & 0x1fffff);
+}

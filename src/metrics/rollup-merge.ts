@@ -1,0 +1,325 @@
+import type SqliteDatabase from 'better-sqlite3';
+import { sql, type RawBuilder } from 'kysely';
+import type { Database } from '../db/connection.js';
+import { centsFromDb, formatCents } from '../money.js';
+import { periodStart } from './calendar.js';
+import type { RollupDelta } from './rollup-delta.js';
+import { bumpDataVersion, refreshCumulative, type RollupDB } from './rollups.js';
+
+/**
+ * Writes a RollupDelta into the rollup tables, and the SQL that completes a delta where the rows
+ * of one change cannot tell alone: the orders it shares with lines stored before.
+ *
+ * Every function runs inside the caller's transaction, the one that changes `sales`.
+ */
+
+type Kind = Database['kind'];
+
+/** Rows a statement carries when writing rollups (well under both databases' placeholder limits). */
+const ROWS_PER_STATEMENT = 1000;
+
+/** `order_id, product_id, date, amount_sgd` rows of some lines of `sales` or `sales_history`. */
+export type Lines = RawBuilder<unknown>;
+
+/** The lines an import stored (all of them, replacements included). */
+export const importLines = (importId: number): Lines =>
+  sql`SELECT order_id, product_id, date, amount_sgd FROM sales WHERE imported_file_id = ${importId}`;
+
+/** The stored rows an import replaced, as they were. */
+export const replacedLines = (importId: number): Lines =>
+  sql`SELECT order_id, product_id, date, amount_sgd FROM sales_history WHERE replaced_by_import_id = ${importId}`;
+
+/** Every stored line of the orders listed in rollup_orders for `changeId`. */
+export const linesOfListedOrders = (changeId: number): Lines =>
+  sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
+    FROM rollup_orders r JOIN sales s ON s.order_id = r.order_id WHERE r.change_id = ${changeId}`;
+
+const listed = (changeId: number, column: string) =>
+  sql`${sql.ref(column)} IN (SELECT order_id FROM rollup_orders WHERE change_id = ${changeId})`;
+
+/** `lines` restricted to the orders listed (or, with `listedOnly` false, not listed) for `changeId`. */
+export function restrictLines(lines: Lines, changeId: number, listedOnly: boolean): Lines {
+  return sql`SELECT l.order_id, l.product_id, l.date, l.amount_sgd FROM (${lines}) l
+    WHERE ${listedOnly ? sql`` : sql`NOT `}${listed(changeId, 'l.order_id')}`;
+}
+
+/**
+ * Adds to `delta`, with `sign`, what `lines` contribute: their sums per (date, product) and, when
+ * `orders`, each order's facts (its days, its basket on each day). `lines` must hold every line
+ * the counted orders have in the state being described.
+ */
+export async function addLines(
+  db: RollupDB,
+  kind: Kind,
+  delta: RollupDelta,
+  lines: Lines,
+  sign: 1 | -1,
+  parts: { sums: boolean; orders: boolean },
+): Promise<void> {
+  if (parts.sums) {
+    const { rows } = await sql<{ date: string; product_id: string; revenue: string | number; n: number | string }>`
+      SELECT date, product_id, SUM(amount_sgd) AS revenue, COUNT(*) AS n FROM (${lines}) l GROUP BY date, product_id`.execute(db);
+    for (const r of rows) {
+      const cents = centsFromDb(kind, r.revenue);
+      delta.addSums(r.date, r.product_id, sign === 1 ? cents : -cents, sign * Number(r.n));
+    }
+  }
+  if (parts.orders) {
+    if (kind === 'mysql') await sql`SET SESSION group_concat_max_len = 4294967295`.execute(db);
+    const products =
+      kind === 'mysql'
+        ? sql`GROUP_CONCAT(CONCAT(CHAR_LENGTH(product_id), ':', product_id) ORDER BY product_id SEPARATOR '')`
+        : sql`group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id)`;
+    const { rows } = await sql<{ date: string; products: string | null; n: number | string }>`
+      SELECT date, products, COUNT(*) AS n FROM (
+        SELECT order_id, date, CASE WHEN COUNT(*) > 1 THEN ${products} END AS products
+        FROM (${lines}) l GROUP BY order_id, date
+      ) o GROUP BY date, products`.execute(db);
+    for (const r of rows) delta.addOrderFacts(r.date, r.products, sign * Number(r.n));
+  }
+}
+
+/**
+ * Lists in rollup_orders (under `changeId`) the orders of import `importId` that also have lines
+ * from other imports. Only imports whose range of order ids meets [min, max] can share one, so
+ * exports whose order ids rise from file to file cost nothing here.
+ */
+export async function listSharedOrders(db: RollupDB, kind: Kind, importId: number, min: string, max: string): Promise<number> {
+  const others = await db
+    .selectFrom('imported_files')
+    .select('id')
+    .where('id', '<>', importId)
+    .where('status', 'in', ['success', 'partial'])
+    .where('order_id_min', '<=', max)
+    .where('order_id_max', '>=', min)
+    .execute();
+  const ignore = kind === 'mysql' ? sql`IGNORE` : sql`OR IGNORE`;
+  let listedRows = 0;
+  for (const { id } of others) {
+    const result = await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
+      SELECT DISTINCT ${importId}, a.order_id FROM sales a
+      WHERE a.imported_file_id = ${id} AND a.order_id >= ${min} AND a.order_id <= ${max}
+        AND EXISTS (SELECT 1 FROM sales x WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db);
+    listedRows += Number(result.numAffectedRows ?? 0n);
+  }
+  return listedRows;
+}
+
+/** Lists in rollup_orders every order of `lines` (under `changeId`). */
+export async function listOrdersOf(db: RollupDB, kind: Kind, changeId: number, lines: Lines): Promise<void> {
+  const ignore = kind === 'mysql' ? sql`IGNORE` : sql`OR IGNORE`;
+  await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id) SELECT DISTINCT ${changeId}, l.order_id FROM (${lines}) l`.execute(db);
+}
+
+export async function clearListedOrders(db: RollupDB, changeId: number): Promise<void> {
+  await sql`DELETE FROM rollup_orders WHERE change_id = ${changeId}`.execute(db);
+}
+
+/** Removes the multi-date rows of the orders `orders` selects (a subquery of order ids). */
+export async function forgetMultiDateOrders(db: RollupDB, orders: RawBuilder<unknown>): Promise<void> {
+  const { rows } = await sql<{ one: number }>`SELECT 1 AS one FROM revenue_multiday_days LIMIT 1`.execute(db);
+  if (rows.length === 0) return;
+  // Through a derived table: MySQL refuses a subquery on a table the statement also reads otherwise.
+  await sql`DELETE FROM revenue_multiday_lines WHERE order_id IN (SELECT order_id FROM (${orders}) o)`.execute(db);
+  await sql`DELETE FROM revenue_multiday_days WHERE order_id IN (SELECT order_id FROM (${orders}) o)`.execute(db);
+}
+
+/** Writes the multi-date rows of the listed orders afresh from their stored lines. */
+export async function recomputeMultiDateOrders(db: RollupDB, kind: Kind, changeId: number): Promise<void> {
+  await forgetMultiDateOrders(db, sql`SELECT order_id FROM rollup_orders WHERE change_id = ${changeId}`);
+  const straight = kind === 'mysql' ? sql`STRAIGHT_JOIN ` : sql``;
+  await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
+    SELECT ${straight}s.order_id, s.product_id, s.date FROM (
+      SELECT t.order_id FROM rollup_orders r JOIN sales t ON t.order_id = r.order_id
+      WHERE r.change_id = ${changeId} GROUP BY t.order_id HAVING MIN(t.date) <> MAX(t.date)
+    ) m JOIN sales s ON s.order_id = m.order_id`.execute(db);
+  await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date)
+    SELECT order_id, date, LAG(date) OVER (PARTITION BY order_id ORDER BY date)
+    FROM (SELECT DISTINCT l.order_id AS order_id, l.date AS date FROM revenue_multiday_lines l
+      WHERE ${listed(changeId, 'l.order_id')}) pairs`.execute(db);
+}
+
+/**
+ * Writes `delta` into the rollup tables: every changed (key) row gets the change added, rows
+ * left with no sales go, new baskets get their products, the running product sums are redone
+ * from the first month changed, and the data version moves on.
+ */
+export async function writeDelta(db: RollupDB, database: Database, delta: RollupDelta): Promise<void> {
+  const kind = database.kind;
+  const money = (cents: bigint) => (kind === 'mysql' ? formatCents(cents) : toSafeNumber(cents));
+  const writer = rowWriter(db, database);
+
+  const daily: unknown[][] = [];
+  for (const d of delta.dayChanges()) daily.push([d.date, money(d.cents), d.sales, d.orders]);
+  await writer.upsert('revenue_daily', ['date'], ['revenue', 'sale_count', 'order_count'], daily);
+
+  const weekly = new Map<string, { productId: string; week: string; cents: bigint; sales: number }>();
+  const monthly = new Map<string, { productId: string; month: string; cents: bigint; sales: number }>();
+  const productDaily: unknown[][] = [];
+  let firstMonth: string | undefined;
+  for (const p of delta.productDayChanges()) {
+    productDaily.push([p.productId, p.date, money(p.cents), p.sales]);
+    const week = weekStart(p.date);
+    const w = weekly.get(`${week}\u0000${p.productId}`);
+    if (w) {
+      w.cents += p.cents;
+      w.sales += p.sales;
+    } else weekly.set(`${week}\u0000${p.productId}`, { productId: p.productId, week, cents: p.cents, sales: p.sales });
+    const month = monthStart(p.date);
+    if (firstMonth === undefined || month < firstMonth) firstMonth = month;
+    const m = monthly.get(`${month}\u0000${p.productId}`);
+    if (m) {
+      m.cents += p.cents;
+      m.sales += p.sales;
+    } else monthly.set(`${month}\u0000${p.productId}`, { productId: p.productId, month, cents: p.cents, sales: p.sales });
+  }
+  await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], productDaily);
+  await writer.upsert(
+    'revenue_weekly_product',
+    ['product_id', 'week'],
+    ['revenue', 'sale_count'],
+    [...weekly.values()].filter((w) => w.sales !== 0 || w.cents !== 0n).map((w) => [w.productId, w.week, money(w.cents), w.sales]),
+  );
+  await writer.upsert(
+    'revenue_monthly_product',
+    ['month', 'product_id'],
+    ['revenue', 'sale_count'],
+    [...monthly.values()].filter((m) => m.sales !== 0 || m.cents !== 0n).map((m) => [m.month, m.productId, money(m.cents), m.sales]),
+  );
+
+  const basketDaily: unknown[][] = [];
+  const basketWeekly = new Map<string, number>();
+  const basketMonthly = new Map<string, number>();
+  const grown = new Set<number>();
+  for (const b of delta.basketDayChanges()) {
+    const name = delta.baskets[b.basket]!.name;
+    basketDaily.push([name, b.date, b.orders]);
+    const week = `${name}\u0000${weekStart(b.date)}`;
+    basketWeekly.set(week, (basketWeekly.get(week) ?? 0) + b.orders);
+    const month = `${name}\u0000${monthStart(b.date)}`;
+    basketMonthly.set(month, (basketMonthly.get(month) ?? 0) + b.orders);
+    if (b.orders > 0) grown.add(b.basket);
+  }
+  const split = (map: Map<string, number>) =>
+    [...map].filter(([, n]) => n !== 0).map(([key, n]) => [...key.split('\u0000'), n]);
+  await writer.upsert('revenue_daily_basket', ['basket', 'date'], ['order_count'], basketDaily);
+  await writer.upsert('revenue_weekly_basket', ['basket', 'week'], ['order_count'], split(basketWeekly));
+  await writer.upsert('revenue_monthly_basket', ['basket', 'month'], ['order_count'], split(basketMonthly));
+  const basketProducts: unknown[][] = [];
+  for (const b of grown) for (const productId of delta.baskets[b]!.products) basketProducts.push([productId, delta.baskets[b]!.name]);
+  await writer.insertMissing('revenue_basket_products', ['product_id', 'basket'], basketProducts);
+
+  await writer.insertMissing(
+    'revenue_multiday_lines',
+    ['order_id', 'product_id', 'date'],
+    delta.multidayLines.map((l) => [l.orderId, l.productId, l.date]),
+  );
+  await writer.insertMissing(
+    'revenue_multiday_days',
+    ['order_id', 'date', 'prev_date'],
+    delta.multidayDays.map((d) => [d.orderId, d.date, d.prevDate]),
+  );
+
+  await writer.removeEmpty();
+  if (firstMonth !== undefined) await refreshCumulative(db, firstMonth);
+  await bumpDataVersion(db, kind);
+}
+
+const weeks = new Map<string, string>();
+/** The Monday of the date's ISO week (remembered: a change has few distinct dates). */
+function weekStart(date: string): string {
+  let week = weeks.get(date);
+  if (week === undefined) {
+    if (weeks.size > 50_000) weeks.clear();
+    weeks.set(date, (week = periodStart(date, 'week')));
+  }
+  return week;
+}
+
+function monthStart(date: string): string {
+  return `${date.slice(0, 8)}01`;
+}
+
+function toSafeNumber(cents: bigint): number {
+  const n = Number(cents);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`a rollup sum of ${cents} cents is beyond SQLite's exact integers in this client`);
+  return n;
+}
+
+/** Which rows a table's change may have left at zero (then they go, as a rebuild has no such rows). */
+const EMPTY_WHEN: Record<string, string> = {
+  revenue_daily: 'sale_count',
+  revenue_daily_product: 'sale_count',
+  revenue_weekly_product: 'sale_count',
+  revenue_monthly_product: 'sale_count',
+  revenue_daily_basket: 'order_count',
+  revenue_weekly_basket: 'order_count',
+  revenue_monthly_basket: 'order_count',
+};
+
+/**
+ * Adds rows to tables by key, on either database: SQLite through prepared statements on the
+ * import's connection (already inside its transaction), MySQL in multi-row statements.
+ */
+function rowWriter(db: RollupDB, database: Database) {
+  /** Keys of rows whose count went down, per table: the only ones that may now be empty. */
+  const shrunk = new Map<string, { keys: string[]; rows: unknown[][] }>();
+  const sqlite = database.kind === 'sqlite' ? database.sqliteWriter! : undefined;
+
+  async function upsert(table: string, keys: string[], adds: string[], rows: unknown[][]): Promise<void> {
+    if (rows.length === 0) return;
+    const countAt = keys.length + adds.indexOf(EMPTY_WHEN[table]!);
+    const down = rows.filter((r) => (r[countAt] as number) < 0);
+    if (down.length > 0) shrunk.set(table, { keys, rows: down });
+    const columns = [...keys, ...adds];
+    if (sqlite) {
+      const statement = sqlite.prepare(
+        `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
+         ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${adds.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
+      );
+      runAll(statement, rows);
+      return;
+    }
+    const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
+    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+      await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(rows.slice(i, i + ROWS_PER_STATEMENT))}
+        ON DUPLICATE KEY UPDATE ${update}`.execute(db);
+    }
+  }
+
+  async function insertMissing(table: string, columns: string[], rows: unknown[][]): Promise<void> {
+    if (rows.length === 0) return;
+    if (sqlite) {
+      const statement = sqlite.prepare(
+        `INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+      );
+      runAll(statement, rows);
+      return;
+    }
+    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+      await sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))})
+        VALUES ${values(rows.slice(i, i + ROWS_PER_STATEMENT))}`.execute(db);
+    }
+  }
+
+  async function removeEmpty(): Promise<void> {
+    for (const [table, { keys, rows }] of shrunk) {
+      const count = sql.ref(EMPTY_WHEN[table]!);
+      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+        const chunk = rows.slice(i, i + ROWS_PER_STATEMENT).map((r) => sql`(${sql.join(keys.map((_, k) => r[k]))})`);
+        await sql`DELETE FROM ${sql.table(table)} WHERE ${count} = 0
+          AND (${sql.join(keys.map((k) => sql.ref(k)))}) IN (${sql.join(chunk)})`.execute(db);
+      }
+    }
+  }
+
+  return { upsert, insertMissing, removeEmpty };
+}
+
+function values(rows: unknown[][]) {
+  return sql.join(rows.map((r) => sql`(${sql.join(r)})`));
+}
+
+function runAll(statement: SqliteDatabase.Statement, rows: unknown[][]): void {
+  for (const row of rows) statement.run(...row);
+}

@@ -1,0 +1,129 @@
+import { sql } from 'kysely';
+import type { Database, DB } from '../db/connection.js';
+import { RollupDelta } from './rollup-delta.js';
+import {
+  addLines,
+  clearListedOrders,
+  forgetMultiDateOrders,
+  importLines,
+  linesOfListedOrders,
+  listOrdersOf,
+  listSharedOrders,
+  recomputeMultiDateOrders,
+  replacedLines,
+  restrictLines,
+  writeDelta,
+  type Lines,
+} from './rollup-merge.js';
+import type { RollupTables } from './rollups.js';
+
+/**
+ * How the rollups follow each change to `sales`, inside the transaction that makes it.
+ *
+ * An import's rows pass through a RollupDelta as they are stored, which sums them and counts each
+ * run of adjacent lines of one order as that order. The rows alone are the whole truth for most
+ * orders; `sales` is read only for the orders where they are not:
+ *
+ * - rows this import replaced: their sums go, and their orders' old facts (taken from the
+ *   replaced rows in sales_history) go;
+ * - orders that also have lines of other imports (found through the imports' order id ranges):
+ *   their facts are recomputed from all their stored lines, before and after;
+ * - a file where one order's lines are not side by side, or with repeated identities, has no
+ *   run-per-order to trust: its orders' facts (and sums) are recomputed from their stored lines.
+ */
+export interface ImportRollupFacts {
+  /** Stored rows that replaced a row of another import. */
+  replaced: number;
+  /** Rows refused as repeats of an identity this file stored on an earlier line. */
+  repeats: number;
+}
+
+/** What the import's rollup upkeep did, for its log and record. */
+export interface RollupUpkeepReport {
+  /** `stream`: from the rows; `orders`: facts recomputed from the file's stored orders. */
+  mode: 'stream' | 'orders';
+  sharedOrders: number;
+}
+
+/** Completes and writes the delta an import's stream gathered. Runs after the last row is stored. */
+export async function keepRollupsAfterImport(
+  trx: DB,
+  database: Database,
+  importId: number,
+  delta: RollupDelta,
+  facts: ImportRollupFacts,
+): Promise<RollupUpkeepReport> {
+  const db = trx.withTables<RollupTables>();
+  const kind = database.kind;
+  delta.endRuns();
+  const replacedOrders = sql`SELECT order_id FROM sales_history WHERE replaced_by_import_id = ${importId}`;
+
+  if (facts.repeats > 0 || delta.runsMayRepeat()) {
+    delta.dropSums();
+    delta.dropOrderFacts();
+    await addLines(db, kind, delta, importLines(importId), 1, { sums: true, orders: false });
+    if (facts.replaced > 0) await addLines(db, kind, delta, replacedLines(importId), -1, { sums: true, orders: false });
+    await listOrdersOf(db, kind, importId, importLines(importId));
+    if (facts.replaced > 0) await listOrdersOf(db, kind, importId, replacedLines(importId));
+    await addLines(db, kind, delta, linesOfListedOrders(importId), 1, { sums: false, orders: true });
+    await addLines(db, kind, delta, listedLinesBefore(importId, facts.replaced > 0), -1, { sums: false, orders: true });
+    await writeDelta(db, database, delta);
+    await recomputeMultiDateOrders(db, kind, importId);
+    await clearListedOrders(db, importId);
+    return { mode: 'orders', sharedOrders: 0 };
+  }
+
+  if (facts.replaced > 0) {
+    await addLines(db, kind, delta, replacedLines(importId), -1, { sums: true, orders: false });
+    // Their multi-date rows go: the stream writes them again where the order still spans dates.
+    await forgetMultiDateOrders(db, replacedOrders);
+  }
+  const shared =
+    delta.orderMin === undefined ? 0 : await listSharedOrders(db, kind, importId, delta.orderMin, delta.orderMax!);
+  if (facts.replaced > 0) {
+    // An order whose lines are all in this file had, before it, only the lines it replaced.
+    await addLines(db, kind, delta, restrictLines(replacedLines(importId), importId, false), -1, { sums: false, orders: true });
+  }
+  if (shared > 0) {
+    await addLines(db, kind, delta, linesOfListedOrders(importId), 1, { sums: false, orders: true });
+    await addLines(db, kind, delta, listedLinesBefore(importId, facts.replaced > 0), -1, { sums: false, orders: true });
+    // What the stream counted for them: their lines in this file.
+    const counted = sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
+      FROM rollup_orders r JOIN sales s ON s.order_id = r.order_id
+      WHERE r.change_id = ${importId} AND s.imported_file_id = ${importId}`;
+    await addLines(db, kind, delta, counted, -1, { sums: false, orders: true });
+  }
+  await writeDelta(db, database, delta);
+  if (shared > 0) {
+    await recomputeMultiDateOrders(db, kind, importId);
+    await clearListedOrders(db, importId);
+  }
+  return { mode: 'stream', sharedOrders: shared };
+}
+
+/** The lines the listed orders had before import `importId`: other imports' lines, and those it replaced. */
+function listedLinesBefore(importId: number, replaced: boolean): Lines {
+  const others = sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
+    FROM rollup_orders r JOIN sales s ON s.order_id = r.order_id
+    WHERE r.change_id = ${importId} AND s.imported_file_id <> ${importId}`;
+  return replaced ? sql`${others} UNION ALL ${restrictLines(replacedLines(importId), importId, true)}` : others;
+}
+
+/**
+ * Runs `change` (an undo of import `importId`) between taking out, and putting back, everything
+ * the orders it touches contribute: the lines it removes or restores and their orders' other lines.
+ */
+export async function keepRollupsAround(trx: DB, database: Database, importId: number, change: () => Promise<void>): Promise<void> {
+  const db = trx.withTables<RollupTables>();
+  const kind = database.kind;
+  await listOrdersOf(db, kind, importId, importLines(importId));
+  await listOrdersOf(db, kind, importId, replacedLines(importId));
+  const delta = new RollupDelta();
+  const all = { sums: true, orders: true };
+  await addLines(db, kind, delta, linesOfListedOrders(importId), -1, all);
+  await change();
+  await addLines(db, kind, delta, linesOfListedOrders(importId), 1, all);
+  await writeDelta(db, database, delta);
+  await recomputeMultiDateOrders(db, kind, importId);
+  await clearListedOrders(db, importId);
+}
