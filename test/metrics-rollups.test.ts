@@ -384,6 +384,79 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
     expect(granularity.schema.enum).toEqual(['day', 'week', 'month', 'quarter', 'year']);
   });
 
+  describe('kept from the stream of rows', () => {
+    it('when an order continues in a later file whose order ids meet the first one\'s, then its facts are recomputed once', async () => {
+      await load([
+        ['2024-05-01', 'A-1', 'P-1', '1.00'],
+        ['2024-05-01', 'A-1', 'P-2', '2.00'],
+        ['2024-05-02', 'A-3', 'P-1', '3.00'],
+      ]);
+      // A-2 lies between A-1 and A-3: the ranges meet, so A-1's other lines are looked for and found.
+      await load([
+        ['2024-05-01', 'A-1', 'P-3', '4.00'],
+        ['2024-05-03', 'A-2', 'P-1', '5.00'],
+      ]);
+      const may = (await get('/api/metrics/revenue/daily?start=2024-05-01&end=2024-05-03')).body.days;
+      expect(may.map((d: { order_count: number; sale_count: number }) => [d.order_count, d.sale_count])).toEqual([[1, 3], [1, 1], [1, 1]]);
+      const basket = await get('/api/metrics/revenue?start=2024-05-01&end=2024-05-01&product_id=P-1&product_id=P-3');
+      expect(basket.body).toMatchObject({ order_count: 1, sale_count: 2 });
+      await expectRollupsMatchRebuild(h.database);
+    });
+
+    it('when an order\'s lines are not side by side in the file, then it still counts once a day and its basket is whole', async () => {
+      await load([
+        ['2024-05-06', 'B-2', 'P-1', '1.00'],
+        ['2024-05-06', 'B-1', 'P-1', '1.00'],
+        ['2024-05-06', 'B-2', 'P-2', '1.00'],
+        ['2024-05-07', 'B-1', 'P-2', '1.00'],
+      ]);
+      const days = (await get('/api/metrics/revenue/daily?start=2024-05-06&end=2024-05-07')).body.days;
+      expect(days.map((d: { order_count: number }) => d.order_count)).toEqual([2, 1]);
+      const both = await get('/api/metrics/revenue?start=2024-05-06&end=2024-05-07&product_id=P-1&product_id=P-2');
+      expect(both.body).toMatchObject({ order_count: 2, sale_count: 4 });
+      await expectRollupsMatchRebuild(h.database);
+    });
+
+    it('when a skipped repeat names an earlier identity on another date, then only the first line counts', async () => {
+      h.writeCsv('repeats.csv', csv([
+        ['2024-05-13', 'C-1', 'P-1', '1.00'],
+        ['2024-05-13', 'C-1', 'P-2', '2.00'],
+        ['2024-05-14', 'C-1', 'P-1', '9.00'],
+      ]));
+      const res = await h.app.inject({ method: 'POST', url: '/api/import-sales/?on_error=skip' });
+      expect(res.json().summary, res.body).toMatchObject({ partial: 1 });
+      const days = (await get('/api/metrics/revenue/daily?start=2024-05-13&end=2024-05-14')).body.days;
+      expect(days.map((d: { revenue: string; order_count: number }) => [d.revenue, d.order_count])).toEqual([['3.00', 1], ['0.00', 0]]);
+      await expectRollupsMatchRebuild(h.database);
+    });
+
+    it('when product ids hold characters above U+FFFF and just below, then baskets are named as the database sorts them', async () => {
+      // UTF-16 puts an astral character (a surrogate pair) before U+FFFD; code points, as the databases sort, after.
+      const astral = 'P-\u{1F600}';
+      const high = 'P-\uFFFD';
+      await load([
+        ['2024-05-20', 'D-1', astral, '1.00'],
+        ['2024-05-20', 'D-1', high, '1.00'],
+        ['2024-05-20', 'D-1', 'P-a', '1.00'],
+      ]);
+      const all = await get(`/api/metrics/revenue?start=2024-05-20&end=2024-05-20&product_id=${encodeURIComponent(astral)}&product_id=${encodeURIComponent(high)}`);
+      expect(all.body).toMatchObject({ order_count: 1, sale_count: 2 });
+      await expectRollupsMatchRebuild(h.database);
+    });
+
+    it('when an undo takes away the lines that joined two files\' order, then the first file\'s facts come back', async () => {
+      await load([['2024-05-27', 'E-1', 'P-1', '1.00'], ['2024-05-28', 'E-2', 'P-1', '1.00']]);
+      h.writeCsv('more.csv', csv([['2024-05-27', 'E-1', 'P-2', '2.00'], ['2024-05-29', 'E-1', 'P-3', '3.00']]));
+      const second = await h.app.inject({ method: 'POST', url: '/api/import-sales/' });
+      const id = (second.json().files as Array<{ id: number; status: string }>).find((f) => f.status === 'success')!.id;
+      expect(await multiDay()).toHaveLength(3);
+      await expectRollupsMatchRebuild(h.database, 'after the second file');
+      expect((await h.app.inject({ method: 'DELETE', url: `/api/imports/${id}` })).statusCode).toBe(200);
+      expect(await multiDay()).toEqual([]);
+      await expectRollupsMatchRebuild(h.database, 'after its undo');
+    });
+  });
+
   it('when a replace moves a row to another date, then both dates and the spanning-order table follow', async () => {
     const o = orderId();
     await load([['2024-06-01', o, 'P-1', '1.00'], ['2024-06-10', o, 'P-2', '2.00']]);
