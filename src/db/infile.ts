@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { once } from 'node:events';
+import { PassThrough, Readable } from 'node:stream';
+import { sql, type Kysely } from 'kysely';
 
 /**
  * Streams offered to `LOAD DATA LOCAL INFILE`. The server names the "file" it wants; mysql2 asks
@@ -29,3 +31,58 @@ export function infileStreamFactory(name: string): Readable {
   process.nextTick(() => refused.destroy(new Error(`refused LOCAL INFILE request for ${JSON.stringify(name)}`)));
   return refused;
 }
+
+/** Tab-separated text for LOAD DATA, escaped the way its default `ESCAPED BY '\\'` reads it. */
+export function tsvField(value: string): string {
+  return /[\t\n\r\\]/.test(value)
+    ? value.replace(/[\t\n\r\\]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\\\'))
+    : value;
+}
+
+/** One LOAD DATA LOCAL INFILE statement fed by a stream the import writes as it parses. */
+export class InfileLoad {
+  private readonly stream = new PassThrough({ highWaterMark: 1 << 20 });
+  private readonly done: Promise<{ numAffectedRows?: bigint }>;
+  private failure: unknown;
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any table set: the statement names its own table
+  constructor(trx: Kysely<any>, statement: (name: ReturnType<typeof sql.lit>) => ReturnType<typeof sql>) {
+    const name = offerInfile(this.stream);
+    this.done = statement(sql.lit(name))
+      .execute(trx)
+      .finally(() => withdrawInfile(name)) as Promise<{ numAffectedRows?: bigint }>;
+    // A failed statement stops reading: make the next write fail instead of waiting forever.
+    this.done.catch((error: unknown) => {
+      this.failure = error;
+      this.stream.destroy();
+    });
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    try {
+      if (!this.stream.write(text)) await Promise.race([once(this.stream, 'drain'), this.done.then(() => undefined)]);
+    } catch (error) {
+      // A stream error here is the statement failing (the connection went away): report that.
+      await this.done.catch(() => {});
+      throw this.failure ?? error;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Ends the stream and waits for the statement, whatever its outcome. */
+  async settle(): Promise<void> {
+    this.stream.end();
+    await this.done.catch(() => {});
+  }
+
+  /** Ends the stream; resolves to the rows the statement stored. */
+  async finish(): Promise<number> {
+    this.stream.end();
+    return Number((await this.done).numAffectedRows ?? 0n);
+  }
+}
+
+
+/** The text format the writers produce for LOAD DATA: tab-separated, backslash escapes, LF. */
+export const TSV = sql`CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'`;

@@ -546,7 +546,7 @@ async function loadRows(
   // A strict import with a bad row rolls back: its rollups would be thrown away.
   if (options.onError === 'fail' && tally.rejectedRows > 0) return;
   const rollupStarted = performance.now();
-  const upkeep = await keepRollupsAfterImport(trx, database, importId, delta, { replaced: writer.replaced, repeats });
+  const upkeep = await keepRollupsAfterImport(trx, database, importId, delta, { replaced: writer.replaced, repeats, loadData: writer.method === 'mysql-load-data' });
   phases.rollups_ms = performance.now() - rollupStarted;
   tally.upkeep = upkeep;
 }

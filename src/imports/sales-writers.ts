@@ -1,9 +1,7 @@
-import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
 import type SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
 import { SORTING_CACHE_KIB, type Database, type DB } from '../db/connection.js';
-import { offerInfile, withdrawInfile } from '../db/infile.js';
+import { InfileLoad, TSV, tsvField } from '../db/infile.js';
 import { centsToDb, formatCents } from '../money.js';
 import type { RowError, SaleRow } from './sales-row.js';
 
@@ -343,58 +341,6 @@ class MysqlInsertWriter extends MysqlWriter {
     return this.inserted;
   }
 }
-
-/** Tab-separated text for LOAD DATA, escaped the way its default `ESCAPED BY '\\'` reads it. */
-function tsvField(value: string): string {
-  return /[\t\n\r\\]/.test(value)
-    ? value.replace(/[\t\n\r\\]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\\\'))
-    : value;
-}
-
-/** One LOAD DATA LOCAL INFILE statement fed by a stream the import writes as it parses. */
-class InfileLoad {
-  private readonly stream = new PassThrough({ highWaterMark: 1 << 20 });
-  private readonly done: Promise<{ numAffectedRows?: bigint }>;
-  private failure: unknown;
-
-  constructor(trx: DB, statement: (name: ReturnType<typeof sql.lit>) => ReturnType<typeof sql>) {
-    const name = offerInfile(this.stream);
-    this.done = statement(sql.lit(name))
-      .execute(trx)
-      .finally(() => withdrawInfile(name)) as Promise<{ numAffectedRows?: bigint }>;
-    // A failed statement stops reading: make the next write fail instead of waiting forever.
-    this.done.catch((error: unknown) => {
-      this.failure = error;
-      this.stream.destroy();
-    });
-  }
-
-  async write(text: string): Promise<void> {
-    if (this.failure) throw this.failure;
-    try {
-      if (!this.stream.write(text)) await Promise.race([once(this.stream, 'drain'), this.done.then(() => undefined)]);
-    } catch (error) {
-      // A stream error here is the statement failing (the connection went away): report that.
-      await this.done.catch(() => {});
-      throw this.failure ?? error;
-    }
-    if (this.failure) throw this.failure;
-  }
-
-  /** Ends the stream and waits for the statement, whatever its outcome. */
-  async settle(): Promise<void> {
-    this.stream.end();
-    await this.done.catch(() => {});
-  }
-
-  /** Ends the stream; resolves to the rows the statement stored. */
-  async finish(): Promise<number> {
-    this.stream.end();
-    return Number((await this.done).numAffectedRows ?? 0n);
-  }
-}
-
-const TSV = sql`CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'`;
 
 /** LOAD DATA LOCAL INFILE fed by a stream of the validated rows as they are parsed. */
 class MysqlLoadDataWriter extends MysqlWriter {

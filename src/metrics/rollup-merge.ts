@@ -1,6 +1,7 @@
 import type SqliteDatabase from 'better-sqlite3';
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
+import { InfileLoad, TSV, tsvField } from '../db/infile.js';
 import { centsFromDb, formatCents } from '../money.js';
 import { periodStart } from './calendar.js';
 import type { RollupDelta } from './rollup-delta.js';
@@ -144,14 +145,27 @@ export async function recomputeMultiDateOrders(db: RollupDB, kind: Kind, changeI
  * left with no sales go, new baskets get their products, the running product sums are redone
  * from the first month changed, and the data version moves on.
  */
-export async function writeDelta(db: RollupDB, database: Database, delta: RollupDelta): Promise<void> {
+export async function writeDelta(
+  db: RollupDB,
+  database: Database,
+  delta: RollupDelta,
+  options: { /** MySQL: rows for keys no table holds yet go in by LOAD DATA LOCAL INFILE. */ loadData: boolean },
+): Promise<void> {
   const kind = database.kind;
   const money = (cents: bigint) => (kind === 'mysql' ? formatCents(cents) : toSafeNumber(cents));
-  const writer = rowWriter(db, database);
+  // Dates after the last one stored are new to every table, and so are their weeks and months
+  // after the last one's: those rows are appended, the others added to what is stored.
+  const last = (await db.selectFrom('revenue_daily').select((eb) => eb.fn.max('date').as('last')).executeTakeFirst())?.last ?? null;
+  const after = {
+    day: (date: string) => last === null || date > last,
+    week: (week: string) => last === null || week > weekStart(last),
+    month: (month: string) => last === null || month > monthStart(last),
+  };
+  const writer = rowWriter(db, database, options.loadData);
 
   const daily: unknown[][] = [];
   for (const d of delta.dayChanges()) daily.push([d.date, money(d.cents), d.sales, d.orders]);
-  await writer.upsert('revenue_daily', ['date'], ['revenue', 'sale_count', 'order_count'], daily);
+  await writer.upsert('revenue_daily', ['date'], ['revenue', 'sale_count', 'order_count'], daily, (r) => after.day(r[0] as string));
 
   const weekly = new Map<string, { productId: string; week: string; cents: bigint; sales: number }>();
   const monthly = new Map<string, { productId: string; month: string; cents: bigint; sales: number }>();
@@ -173,18 +187,20 @@ export async function writeDelta(db: RollupDB, database: Database, delta: Rollup
       m.sales += p.sales;
     } else monthly.set(`${month}\u0000${p.productId}`, { productId: p.productId, month, cents: p.cents, sales: p.sales });
   }
-  await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], productDaily);
+  await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], productDaily, (r) => after.day(r[1] as string));
   await writer.upsert(
     'revenue_weekly_product',
     ['product_id', 'week'],
     ['revenue', 'sale_count'],
     [...weekly.values()].filter((w) => w.sales !== 0 || w.cents !== 0n).map((w) => [w.productId, w.week, money(w.cents), w.sales]),
+    (r) => after.week(r[1] as string),
   );
   await writer.upsert(
     'revenue_monthly_product',
     ['month', 'product_id'],
     ['revenue', 'sale_count'],
     [...monthly.values()].filter((m) => m.sales !== 0 || m.cents !== 0n).map((m) => [m.month, m.productId, money(m.cents), m.sales]),
+    (r) => after.month(r[0] as string),
   );
 
   const basketDaily: unknown[][] = [];
@@ -202,9 +218,9 @@ export async function writeDelta(db: RollupDB, database: Database, delta: Rollup
   }
   const split = (map: Map<string, number>) =>
     [...map].filter(([, n]) => n !== 0).map(([key, n]) => [...key.split('\u0000'), n]);
-  await writer.upsert('revenue_daily_basket', ['basket', 'date'], ['order_count'], basketDaily);
-  await writer.upsert('revenue_weekly_basket', ['basket', 'week'], ['order_count'], split(basketWeekly));
-  await writer.upsert('revenue_monthly_basket', ['basket', 'month'], ['order_count'], split(basketMonthly));
+  await writer.upsert('revenue_daily_basket', ['basket', 'date'], ['order_count'], basketDaily, (r) => after.day(r[1] as string));
+  await writer.upsert('revenue_weekly_basket', ['basket', 'week'], ['order_count'], split(basketWeekly), (r) => after.week(r[1] as string));
+  await writer.upsert('revenue_monthly_basket', ['basket', 'month'], ['order_count'], split(basketMonthly), (r) => after.month(r[1] as string));
   const basketProducts: unknown[][] = [];
   for (const b of grown) for (const productId of delta.baskets[b]!.products) basketProducts.push([productId, delta.baskets[b]!.name]);
   await writer.insertMissing('revenue_basket_products', ['product_id', 'basket'], basketProducts);
@@ -261,12 +277,16 @@ const EMPTY_WHEN: Record<string, string> = {
  * Adds rows to tables by key, on either database: SQLite through prepared statements on the
  * import's connection (already inside its transaction), MySQL in multi-row statements.
  */
-function rowWriter(db: RollupDB, database: Database) {
+function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
   /** Keys of rows whose count went down, per table: the only ones that may now be empty. */
   const shrunk = new Map<string, { keys: string[]; rows: unknown[][] }>();
   const sqlite = database.kind === 'sqlite' ? database.sqliteWriter! : undefined;
 
-  async function upsert(table: string, keys: string[], adds: string[], rows: unknown[][]): Promise<void> {
+  /**
+   * Adds each row's values to the stored row of its key, or stores it. `fresh` tells rows whose
+   * key no stored row can hold: on MySQL those are appended in bulk.
+   */
+  async function upsert(table: string, keys: string[], adds: string[], rows: unknown[][], fresh?: (row: unknown[]) => boolean): Promise<void> {
     if (rows.length === 0) return;
     const countAt = keys.length + adds.indexOf(EMPTY_WHEN[table]!);
     const down = rows.filter((r) => (r[countAt] as number) < 0);
@@ -280,9 +300,16 @@ function rowWriter(db: RollupDB, database: Database) {
       runAll(statement, rows);
       return;
     }
+    let merged = rows;
+    if (fresh && loadData) {
+      merged = [];
+      const appended: unknown[][] = [];
+      for (const row of rows) (fresh(row) ? appended : merged).push(row);
+      await loadRows(db, table, columns, appended, false);
+    }
     const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
-    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(rows.slice(i, i + ROWS_PER_STATEMENT))}
+    for (let i = 0; i < merged.length; i += ROWS_PER_STATEMENT) {
+      await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(merged.slice(i, i + ROWS_PER_STATEMENT))}
         ON DUPLICATE KEY UPDATE ${update}`.execute(db);
     }
   }
@@ -296,6 +323,7 @@ function rowWriter(db: RollupDB, database: Database) {
       runAll(statement, rows);
       return;
     }
+    if (loadData) return loadRows(db, table, columns, rows, true);
     for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
       await sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))})
         VALUES ${values(rows.slice(i, i + ROWS_PER_STATEMENT))}`.execute(db);
@@ -314,6 +342,35 @@ function rowWriter(db: RollupDB, database: Database) {
   }
 
   return { upsert, insertMissing, removeEmpty };
+}
+
+/** MySQL: appends rows with LOAD DATA LOCAL INFILE (`ignore`: rows whose key is stored are skipped). */
+async function loadRows(db: RollupDB, table: string, columns: string[], rows: unknown[][], ignore: boolean): Promise<void> {
+  if (rows.length === 0) return;
+  const load = new InfileLoad(
+    db,
+    (name) => sql`LOAD DATA LOCAL INFILE ${name} ${ignore ? sql`IGNORE ` : sql``}INTO TABLE ${sql.table(table)} ${TSV}
+      (${sql.join(columns.map((c) => sql.ref(c)))})`,
+  );
+  try {
+    let text = '';
+    for (const row of rows) {
+      for (let i = 0; i < row.length; i++) {
+        const v = row[i];
+        text += (i === 0 ? '' : '\t') + (v === null ? '\\N' : typeof v === 'string' ? tsvField(v) : String(v));
+      }
+      text += '\n';
+      if (text.length >= 1 << 20) {
+        await load.write(text);
+        text = '';
+      }
+    }
+    if (text.length > 0) await load.write(text);
+    await load.finish();
+  } catch (error) {
+    await load.settle();
+    throw error;
+  }
 }
 
 function values(rows: unknown[][]) {

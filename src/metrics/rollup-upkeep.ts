@@ -36,6 +36,8 @@ export interface ImportRollupFacts {
   replaced: number;
   /** Rows refused as repeats of an identity this file stored on an earlier line. */
   repeats: number;
+  /** MySQL: the server takes LOAD DATA LOCAL INFILE (the import's own path). */
+  loadData: boolean;
 }
 
 /** What the import's rollup upkeep did, for its log and record. */
@@ -67,7 +69,7 @@ export async function keepRollupsAfterImport(
     if (facts.replaced > 0) await listOrdersOf(db, kind, importId, replacedLines(importId));
     await addLines(db, kind, delta, linesOfListedOrders(importId), 1, { sums: false, orders: true });
     await addLines(db, kind, delta, listedLinesBefore(importId, facts.replaced > 0), -1, { sums: false, orders: true });
-    await writeDelta(db, database, delta);
+    await writeDelta(db, database, delta, { loadData: facts.loadData });
     await recomputeMultiDateOrders(db, kind, importId);
     await clearListedOrders(db, importId);
     return { mode: 'orders', sharedOrders: 0 };
@@ -93,7 +95,7 @@ export async function keepRollupsAfterImport(
       WHERE r.change_id = ${importId} AND s.imported_file_id = ${importId}`;
     await addLines(db, kind, delta, counted, -1, { sums: false, orders: true });
   }
-  await writeDelta(db, database, delta);
+  await writeDelta(db, database, delta, { loadData: facts.loadData });
   if (shared > 0) {
     await recomputeMultiDateOrders(db, kind, importId);
     await clearListedOrders(db, importId);
@@ -123,7 +125,7 @@ export async function keepRollupsAround(trx: DB, database: Database, importId: n
   await addLines(db, kind, delta, linesOfListedOrders(importId), -1, all);
   await change();
   await addLines(db, kind, delta, linesOfListedOrders(importId), 1, all);
-  await writeDelta(db, database, delta);
+  await writeDelta(db, database, delta, { loadData: false });
   await recomputeMultiDateOrders(db, kind, importId);
   await clearListedOrders(db, importId);
 }
