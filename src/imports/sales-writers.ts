@@ -268,9 +268,11 @@ abstract class MysqlWriter implements SalesWriter {
     }
 
     // 4. Replace: keep the old rows for undo, then overwrite them in place.
+    //    The identity index is named: inside a large import's transaction MySQL may still hold an
+    //    empty table's statistics for sales and join by scanning it (600 s for 100k rows).
     //    Staging first, each row then found through the identity index (MySQL would otherwise
     //    pick its own order, which inside a large import can be a scan of sales per staging row).
-    const replacing = sql`sales_staging st STRAIGHT_JOIN sales s ON ${identity}`;
+    const replacing = sql`sales_staging st STRAIGHT_JOIN sales s FORCE INDEX (sales_identity) ON ${identity}`;
     await sql`INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
       SELECT ${id}, s.date, s.order_id, s.product_id, s.amount_sgd, s.imported_file_id, s.source_line
       FROM ${replacing} WHERE st.import_id = ${id}`.execute(trx);
@@ -295,16 +297,16 @@ abstract class MysqlWriter implements SalesWriter {
     const id = this.importId;
     const identity = sql`s.order_id = st.order_id AND s.product_id = st.product_id`;
     // 1. Rows the bulk step stored are settled.
-    await sql`DELETE st FROM sales_staging st STRAIGHT_JOIN sales s ON ${identity}
+    await sql`DELETE st FROM sales_staging st STRAIGHT_JOIN sales s FORCE INDEX (sales_identity) ON ${identity}
       AND s.imported_file_id = st.import_id AND s.source_line = st.line
       WHERE st.import_id = ${id}`.execute(trx);
 
     // 2. Repeats of an identity this file stored on an earlier line.
     const stored = await sql<{ line: number; first: number; order_id: string; product_id: string }>`
       SELECT st.line, s.source_line AS first, st.order_id, st.product_id
-      FROM sales_staging st STRAIGHT_JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
+      FROM sales_staging st STRAIGHT_JOIN sales s FORCE INDEX (sales_identity) ON ${identity} AND s.imported_file_id = st.import_id
       WHERE st.import_id = ${id} ORDER BY st.line LIMIT ${keep}`.execute(trx);
-    const removed = await sql`DELETE st FROM sales_staging st STRAIGHT_JOIN sales s ON ${identity} AND s.imported_file_id = st.import_id
+    const removed = await sql`DELETE st FROM sales_staging st STRAIGHT_JOIN sales s FORCE INDEX (sales_identity) ON ${identity} AND s.imported_file_id = st.import_id
       WHERE st.import_id = ${id}`.execute(trx);
     for (const r of stored.rows) errors.push(repeatError({ line: r.line, orderId: r.order_id, productId: r.product_id }, r.first));
     return Number(removed.numAffectedRows ?? 0n);

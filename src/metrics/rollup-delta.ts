@@ -16,6 +16,8 @@ import { createHash } from 'node:crypto';
  */
 export class RollupDelta {
   private readonly dayIndex = new Map<string, number>();
+  private lastDate: string | undefined;
+  private lastDay = 0;
   readonly days: string[] = [];
   /** Per day: revenue cents, sale rows, distinct orders (deltas). */
   private dayCents: number[] = [];
@@ -24,17 +26,20 @@ export class RollupDelta {
 
   private readonly productIndex = new Map<string, number>();
   readonly products: string[] = [];
-  /** (product, day) → slot; key = product index × DAY_SPAN + day index. */
-  private readonly productDaySlot = new Map<number, number>();
-  private slotKey: number[] = [];
+  /** Per day: product index → slot. */
+  private readonly productDaySlot: Map<number, number>[] = [];
+  private slotProduct: number[] = [];
+  private slotDay: number[] = [];
   private slotCents: number[] = [];
   private slotSales: number[] = [];
+  /** Slots in key order, once asked for. */
+  private slotOrder: number[] | undefined;
 
   private readonly basketIndex = new Map<string, number>();
   /** Per basket: its name (SHA-256 of the length-prefixed, sorted product ids) and its products. */
   readonly baskets: { name: string; products: string[] }[] = [];
-  /** (basket, day) → orders; key = basket index × DAY_SPAN + day index. */
-  readonly basketDays = new Map<number, number>();
+  /** Per day: basket index → orders. */
+  private readonly basketDays: Map<number, number>[] = [];
 
   /** Money that outgrew exact doubles (|sum| ≥ 2^52 cents), by slot: days as -1 - day. */
   private readonly overflow = new Map<number, bigint>();
@@ -45,8 +50,8 @@ export class RollupDelta {
 
   // The run of adjacent lines of one order.
   private runOrder: string | undefined;
-  private runDays: number[] = [];
-  private runProducts: number[] = [];
+  private readonly runDays: number[] = [];
+  private readonly runProducts: number[] = [];
   /** Runs counted so far (orders, if no order's lines are split). */
   runs = 0;
   /** Whether every run's order id is greater than the one before (then no order recurs). */
@@ -105,7 +110,7 @@ export class RollupDelta {
   /** Forgets the order facts counted from runs (the caller recomputes them from `sales`). */
   dropOrderFacts(): void {
     this.dayOrders.fill(0);
-    this.basketDays.clear();
+    for (const map of this.basketDays) map.clear();
     this.multidayLines.length = 0;
     this.multidayDays.length = 0;
   }
@@ -128,29 +133,36 @@ export class RollupDelta {
     }
   }
 
-  /** Every (product, day) with a change. */
+  /** Every (product, day) with a change, in key order (product id, then date): B-trees fill in order. */
   *productDayChanges(): Generator<{ productId: string; date: string; cents: bigint; sales: number }> {
-    for (let s = 0; s < this.slotKey.length; s++) {
+    if (this.slotOrder === undefined || this.slotOrder.length !== this.slotProduct.length) {
+      const productRank = ranks(this.products);
+      const dayRank = ranks(this.days);
+      const keys = this.slotProduct.map((p, s) => productRank[p]! * DAY_SPAN + dayRank[this.slotDay[s]!]!);
+      this.slotOrder = Array.from(keys.keys()).sort((a, b) => keys[a]! - keys[b]!);
+    }
+    for (const s of this.slotOrder) {
       const cents = this.cents(this.slotCents[s]!, s);
       if (cents === 0n && this.slotSales[s] === 0) continue;
-      const key = this.slotKey[s]!;
-      yield {
-        productId: this.products[Math.floor(key / DAY_SPAN)]!,
-        date: this.days[key % DAY_SPAN]!,
-        cents,
-        sales: this.slotSales[s]!,
-      };
+      yield { productId: this.products[this.slotProduct[s]!]!, date: this.days[this.slotDay[s]!]!, cents, sales: this.slotSales[s]! };
     }
   }
 
-  /** Every (basket, day) with a change. */
+  /** Every (basket, day) with a change, in key order (basket name, then date). */
   *basketDayChanges(): Generator<{ basket: number; date: string; orders: number }> {
-    for (const [key, orders] of this.basketDays) {
-      if (orders !== 0) yield { basket: Math.floor(key / DAY_SPAN), date: this.days[key % DAY_SPAN]!, orders };
-    }
+    const entries: { basket: number; day: number; orders: number }[] = [];
+    this.basketDays.forEach((map, day) => {
+      for (const [basket, orders] of map) if (orders !== 0) entries.push({ basket, day, orders });
+    });
+    const nameRank = ranks(this.baskets.map((b) => b.name));
+    const dayRank = ranks(this.days);
+    entries.sort((a, b) => nameRank[a.basket]! - nameRank[b.basket]! || dayRank[a.day]! - dayRank[b.day]!);
+    for (const e of entries) yield { basket: e.basket, date: this.days[e.day]!, orders: e.orders };
   }
 
   private day(date: string): number {
+    // Exports come in date order: most rows have the date of the row before.
+    if (date === this.lastDate) return this.lastDay;
     let d = this.dayIndex.get(date);
     if (d === undefined) {
       d = this.days.length;
@@ -160,7 +172,11 @@ export class RollupDelta {
       this.dayCents.push(0);
       this.daySales.push(0);
       this.dayOrders.push(0);
+      this.productDaySlot.push(new Map());
+      this.basketDays.push(new Map());
     }
+    this.lastDate = date;
+    this.lastDay = d;
     return d;
   }
 
@@ -180,12 +196,13 @@ export class RollupDelta {
   }
 
   private addProductSums(product: number, day: number, cents: number | bigint, count: number): void {
-    const key = product * DAY_SPAN + day;
-    let slot = this.productDaySlot.get(key);
+    const slots = this.productDaySlot[day]!;
+    let slot = slots.get(product);
     if (slot === undefined) {
-      slot = this.slotKey.length;
-      this.productDaySlot.set(key, slot);
-      this.slotKey.push(key);
+      slot = this.slotProduct.length;
+      slots.set(product, slot);
+      this.slotProduct.push(product);
+      this.slotDay.push(day);
       this.slotCents.push(0);
       this.slotSales.push(0);
     }
@@ -209,8 +226,8 @@ export class RollupDelta {
   }
 
   private addBasketDay(basket: number, day: number, count: number): void {
-    const key = basket * DAY_SPAN + day;
-    this.basketDays.set(key, (this.basketDays.get(key) ?? 0) + count);
+    const map = this.basketDays[day]!;
+    map.set(basket, (map.get(basket) ?? 0) + count);
   }
 
   /** The basket index of a key (`5:SKU-15:SKU-2`…), naming it on first sight. */
@@ -249,7 +266,11 @@ export class RollupDelta {
     for (let i = 1; i < n; i++) if (days[i] !== days[0]) single = false;
     if (single) {
       this.dayOrders[days[0]!]! += 1;
-      if (n > 1) this.addBasketDay(this.basketOf(basketKey(products.map((p) => this.products[p]!))), days[0]!, 1);
+      if (n > 1) {
+        const ids: string[] = [];
+        for (let i = 0; i < n; i++) ids.push(this.products[products[i]!]!);
+        this.addBasketDay(this.basketOf(basketKey(ids)), days[0]!, 1);
+      }
     } else {
       const byDay = new Map<number, string[]>();
       for (let i = 0; i < n; i++) {
@@ -268,9 +289,17 @@ export class RollupDelta {
         for (const productId of ids) this.multidayLines.push({ orderId, productId, date: this.days[day]! });
       }
     }
-    this.runDays = [];
-    this.runProducts = [];
+    days.length = 0;
+    products.length = 0;
   }
+}
+
+/** Each string's rank in binary (code point) order. */
+function ranks(values: string[]): number[] {
+  const order = Array.from(values.keys()).sort((a, b) => compareIds(values[a]!, values[b]!));
+  const rank = new Array<number>(values.length);
+  order.forEach((index, r) => (rank[index] = r));
+  return rank;
 }
 
 /** Distinct dates one change may touch (years 1000–9999 have about 3.3 million). */

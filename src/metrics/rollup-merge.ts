@@ -1,10 +1,9 @@
-import type SqliteDatabase from 'better-sqlite3';
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { InfileLoad, TSV, tsvField } from '../db/infile.js';
 import { centsFromDb, formatCents } from '../money.js';
 import { periodStart } from './calendar.js';
-import type { RollupDelta } from './rollup-delta.js';
+import { idLess, type RollupDelta } from './rollup-delta.js';
 import { bumpDataVersion, refreshCumulative, type RollupDB } from './rollups.js';
 
 /**
@@ -19,6 +18,14 @@ type Kind = Database['kind'];
 /** Rows a statement carries when writing rollups (well under both databases' placeholder limits). */
 const ROWS_PER_STATEMENT = 1000;
 
+/**
+ * `sales` read by order through its identity index, joined in the order written. MySQL may still
+ * hold an empty table's statistics inside a large import's transaction and would join by scanning.
+ */
+export const salesByOrder = (kind: Kind, alias: string) =>
+  kind === 'mysql' ? sql`sales ${sql.raw(alias)} FORCE INDEX (sales_identity)` : sql`sales ${sql.raw(alias)}`;
+export const thenJoin = (kind: Kind) => (kind === 'mysql' ? sql`STRAIGHT_JOIN` : sql`JOIN`);
+
 /** `order_id, product_id, date, amount_sgd` rows of some lines of `sales` or `sales_history`. */
 export type Lines = RawBuilder<unknown>;
 
@@ -31,9 +38,9 @@ export const replacedLines = (importId: number): Lines =>
   sql`SELECT order_id, product_id, date, amount_sgd FROM sales_history WHERE replaced_by_import_id = ${importId}`;
 
 /** Every stored line of the orders listed in rollup_orders for `changeId`. */
-export const linesOfListedOrders = (changeId: number): Lines =>
+export const linesOfListedOrders = (kind: Kind, changeId: number): Lines =>
   sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
-    FROM rollup_orders r JOIN sales s ON s.order_id = r.order_id WHERE r.change_id = ${changeId}`;
+    FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 's')} ON s.order_id = r.order_id WHERE r.change_id = ${changeId}`;
 
 const listed = (changeId: number, column: string) =>
   sql`${sql.ref(column)} IN (SELECT order_id FROM rollup_orders WHERE change_id = ${changeId})`;
@@ -100,7 +107,7 @@ export async function listSharedOrders(db: RollupDB, kind: Kind, importId: numbe
     const result = await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
       SELECT DISTINCT ${importId}, a.order_id FROM sales a
       WHERE a.imported_file_id = ${id} AND a.order_id >= ${min} AND a.order_id <= ${max}
-        AND EXISTS (SELECT 1 FROM sales x WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db);
+        AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db);
     listedRows += Number(result.numAffectedRows ?? 0n);
   }
   return listedRows;
@@ -131,9 +138,9 @@ export async function recomputeMultiDateOrders(db: RollupDB, kind: Kind, changeI
   const straight = kind === 'mysql' ? sql`STRAIGHT_JOIN ` : sql``;
   await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
     SELECT ${straight}s.order_id, s.product_id, s.date FROM (
-      SELECT t.order_id FROM rollup_orders r JOIN sales t ON t.order_id = r.order_id
+      SELECT t.order_id FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 't')} ON t.order_id = r.order_id
       WHERE r.change_id = ${changeId} GROUP BY t.order_id HAVING MIN(t.date) <> MAX(t.date)
-    ) m JOIN sales s ON s.order_id = m.order_id`.execute(db);
+    ) m JOIN ${salesByOrder(kind, 's')} ON s.order_id = m.order_id`.execute(db);
   await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date)
     SELECT order_id, date, LAG(date) OVER (PARTITION BY order_id ORDER BY date)
     FROM (SELECT DISTINCT l.order_id AS order_id, l.date AS date FROM revenue_multiday_lines l
@@ -163,22 +170,21 @@ export async function writeDelta(
   };
   const writer = rowWriter(db, database, options.loadData);
 
-  const daily: unknown[][] = [];
-  for (const d of delta.dayChanges()) daily.push([d.date, money(d.cents), d.sales, d.orders]);
-  await writer.upsert('revenue_daily', ['date'], ['revenue', 'sale_count', 'order_count'], daily, (r) => after.day(r[0] as string));
+  await writer.upsert('revenue_daily', ['date'], ['revenue', 'sale_count', 'order_count'], function* () {
+    for (const d of delta.dayChanges()) yield [d.date, money(d.cents), d.sales, d.orders];
+  }, (r) => after.day(r[0] as string));
 
+  // Weeks and months first (small maps), in their tables' key order; then the days, streamed.
   const weekly = new Map<string, { productId: string; week: string; cents: bigint; sales: number }>();
   const monthly = new Map<string, { productId: string; month: string; cents: bigint; sales: number }>();
-  const productDaily: unknown[][] = [];
   let firstMonth: string | undefined;
   for (const p of delta.productDayChanges()) {
-    productDaily.push([p.productId, p.date, money(p.cents), p.sales]);
     const week = weekStart(p.date);
-    const w = weekly.get(`${week}\u0000${p.productId}`);
+    const w = weekly.get(`${p.productId}\u0000${week}`);
     if (w) {
       w.cents += p.cents;
       w.sales += p.sales;
-    } else weekly.set(`${week}\u0000${p.productId}`, { productId: p.productId, week, cents: p.cents, sales: p.sales });
+    } else weekly.set(`${p.productId}\u0000${week}`, { productId: p.productId, week, cents: p.cents, sales: p.sales });
     const month = monthStart(p.date);
     if (firstMonth === undefined || month < firstMonth) firstMonth = month;
     const m = monthly.get(`${month}\u0000${p.productId}`);
@@ -187,29 +193,24 @@ export async function writeDelta(
       m.sales += p.sales;
     } else monthly.set(`${month}\u0000${p.productId}`, { productId: p.productId, month, cents: p.cents, sales: p.sales });
   }
-  await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], productDaily, (r) => after.day(r[1] as string));
-  await writer.upsert(
-    'revenue_weekly_product',
-    ['product_id', 'week'],
-    ['revenue', 'sale_count'],
-    [...weekly.values()].filter((w) => w.sales !== 0 || w.cents !== 0n).map((w) => [w.productId, w.week, money(w.cents), w.sales]),
-    (r) => after.week(r[1] as string),
-  );
-  await writer.upsert(
-    'revenue_monthly_product',
-    ['month', 'product_id'],
-    ['revenue', 'sale_count'],
-    [...monthly.values()].filter((m) => m.sales !== 0 || m.cents !== 0n).map((m) => [m.month, m.productId, money(m.cents), m.sales]),
-    (r) => after.month(r[0] as string),
-  );
+  await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], function* () {
+    for (const p of delta.productDayChanges()) yield [p.productId, p.date, money(p.cents), p.sales];
+  }, (r) => after.day(r[1] as string));
+  await writer.upsert('revenue_weekly_product', ['product_id', 'week'], ['revenue', 'sale_count'], function* () {
+    for (const w of weekly.values()) if (w.sales !== 0 || w.cents !== 0n) yield [w.productId, w.week, money(w.cents), w.sales];
+  }, (r) => after.week(r[1] as string));
+  const months = [...monthly.values()].sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : idLess(a.productId, b.productId) ? -1 : 1));
+  await writer.upsert('revenue_monthly_product', ['month', 'product_id'], ['revenue', 'sale_count'], function* () {
+    for (const m of months) if (m.sales !== 0 || m.cents !== 0n) yield [m.month, m.productId, money(m.cents), m.sales];
+  }, (r) => after.month(r[0] as string));
+  weekly.clear();
+  monthly.clear();
 
-  const basketDaily: unknown[][] = [];
   const basketWeekly = new Map<string, number>();
   const basketMonthly = new Map<string, number>();
   const grown = new Set<number>();
   for (const b of delta.basketDayChanges()) {
     const name = delta.baskets[b.basket]!.name;
-    basketDaily.push([name, b.date, b.orders]);
     const week = `${name}\u0000${weekStart(b.date)}`;
     basketWeekly.set(week, (basketWeekly.get(week) ?? 0) + b.orders);
     const month = `${name}\u0000${monthStart(b.date)}`;
@@ -217,24 +218,24 @@ export async function writeDelta(
     if (b.orders > 0) grown.add(b.basket);
   }
   const split = (map: Map<string, number>) =>
-    [...map].filter(([, n]) => n !== 0).map(([key, n]) => [...key.split('\u0000'), n]);
-  await writer.upsert('revenue_daily_basket', ['basket', 'date'], ['order_count'], basketDaily, (r) => after.day(r[1] as string));
+    function* () {
+      for (const [key, n] of map) if (n !== 0) yield [...key.split('\u0000'), n];
+    };
+  await writer.upsert('revenue_daily_basket', ['basket', 'date'], ['order_count'], function* () {
+    for (const b of delta.basketDayChanges()) yield [delta.baskets[b.basket]!.name, b.date, b.orders];
+  }, (r) => after.day(r[1] as string));
   await writer.upsert('revenue_weekly_basket', ['basket', 'week'], ['order_count'], split(basketWeekly), (r) => after.week(r[1] as string));
   await writer.upsert('revenue_monthly_basket', ['basket', 'month'], ['order_count'], split(basketMonthly), (r) => after.month(r[1] as string));
-  const basketProducts: unknown[][] = [];
-  for (const b of grown) for (const productId of delta.baskets[b]!.products) basketProducts.push([productId, delta.baskets[b]!.name]);
-  await writer.insertMissing('revenue_basket_products', ['product_id', 'basket'], basketProducts);
+  await writer.insertMissing('revenue_basket_products', ['product_id', 'basket'], function* () {
+    for (const b of grown) for (const productId of delta.baskets[b]!.products) yield [productId, delta.baskets[b]!.name];
+  });
 
-  await writer.insertMissing(
-    'revenue_multiday_lines',
-    ['order_id', 'product_id', 'date'],
-    delta.multidayLines.map((l) => [l.orderId, l.productId, l.date]),
-  );
-  await writer.insertMissing(
-    'revenue_multiday_days',
-    ['order_id', 'date', 'prev_date'],
-    delta.multidayDays.map((d) => [d.orderId, d.date, d.prevDate]),
-  );
+  await writer.insertMissing('revenue_multiday_lines', ['order_id', 'product_id', 'date'], function* () {
+    for (const l of delta.multidayLines) yield [l.orderId, l.productId, l.date];
+  });
+  await writer.insertMissing('revenue_multiday_days', ['order_id', 'date', 'prev_date'], function* () {
+    for (const d of delta.multidayDays) yield [d.orderId, d.date, d.prevDate];
+  });
 
   await writer.removeEmpty();
   if (firstMonth !== undefined) await refreshCumulative(db, firstMonth);
@@ -286,48 +287,66 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
    * Adds each row's values to the stored row of its key, or stores it. `fresh` tells rows whose
    * key no stored row can hold: on MySQL those are appended in bulk.
    */
-  async function upsert(table: string, keys: string[], adds: string[], rows: unknown[][], fresh?: (row: unknown[]) => boolean): Promise<void> {
-    if (rows.length === 0) return;
+  async function upsert(
+    table: string,
+    keys: string[],
+    adds: string[],
+    rows: () => Iterable<unknown[]>,
+    fresh?: (row: unknown[]) => boolean,
+  ): Promise<void> {
     const countAt = keys.length + adds.indexOf(EMPTY_WHEN[table]!);
-    const down = rows.filter((r) => (r[countAt] as number) < 0);
-    if (down.length > 0) shrunk.set(table, { keys, rows: down });
+    const down: unknown[][] = [];
+    const noteDown = (row: unknown[]) => {
+      if ((row[countAt] as number) < 0) down.push(row);
+    };
     const columns = [...keys, ...adds];
     if (sqlite) {
       const statement = sqlite.prepare(
         `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
          ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${adds.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
       );
-      runAll(statement, rows);
-      return;
+      for (const row of rows()) {
+        noteDown(row);
+        statement.run(...row);
+      }
+    } else {
+      const appending = Boolean(fresh && loadData);
+      if (appending) await loadRows(db, table, columns, filter(rows, fresh!), false);
+      const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
+      let chunk: unknown[][] = [];
+      const flush = async () => {
+        if (chunk.length === 0) return;
+        await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
+          ON DUPLICATE KEY UPDATE ${update}`.execute(db);
+        chunk = [];
+      };
+      for (const row of rows()) {
+        noteDown(row);
+        if (appending && fresh!(row)) continue;
+        if (chunk.push(row) >= ROWS_PER_STATEMENT) await flush();
+      }
+      await flush();
     }
-    let merged = rows;
-    if (fresh && loadData) {
-      merged = [];
-      const appended: unknown[][] = [];
-      for (const row of rows) (fresh(row) ? appended : merged).push(row);
-      await loadRows(db, table, columns, appended, false);
-    }
-    const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
-    for (let i = 0; i < merged.length; i += ROWS_PER_STATEMENT) {
-      await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(merged.slice(i, i + ROWS_PER_STATEMENT))}
-        ON DUPLICATE KEY UPDATE ${update}`.execute(db);
-    }
+    if (down.length > 0) shrunk.set(table, { keys, rows: down });
   }
 
-  async function insertMissing(table: string, columns: string[], rows: unknown[][]): Promise<void> {
-    if (rows.length === 0) return;
+  async function insertMissing(table: string, columns: string[], rows: () => Iterable<unknown[]>): Promise<void> {
     if (sqlite) {
       const statement = sqlite.prepare(
         `INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
       );
-      runAll(statement, rows);
+      for (const row of rows()) statement.run(...row);
       return;
     }
-    if (loadData) return loadRows(db, table, columns, rows, true);
-    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      await sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))})
-        VALUES ${values(rows.slice(i, i + ROWS_PER_STATEMENT))}`.execute(db);
-    }
+    if (loadData) return loadRows(db, table, columns, rows(), true);
+    let chunk: unknown[][] = [];
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      await sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}`.execute(db);
+      chunk = [];
+    };
+    for (const row of rows()) if (chunk.push(row) >= ROWS_PER_STATEMENT) await flush();
+    await flush();
   }
 
   async function removeEmpty(): Promise<void> {
@@ -345,8 +364,10 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
 }
 
 /** MySQL: appends rows with LOAD DATA LOCAL INFILE (`ignore`: rows whose key is stored are skipped). */
-async function loadRows(db: RollupDB, table: string, columns: string[], rows: unknown[][], ignore: boolean): Promise<void> {
-  if (rows.length === 0) return;
+async function loadRows(db: RollupDB, table: string, columns: string[], rows: Iterable<unknown[]>, ignore: boolean): Promise<void> {
+  const iterator = rows[Symbol.iterator]();
+  let next = iterator.next();
+  if (next.done) return;
   const load = new InfileLoad(
     db,
     (name) => sql`LOAD DATA LOCAL INFILE ${name} ${ignore ? sql`IGNORE ` : sql``}INTO TABLE ${sql.table(table)} ${TSV}
@@ -354,7 +375,8 @@ async function loadRows(db: RollupDB, table: string, columns: string[], rows: un
   );
   try {
     let text = '';
-    for (const row of rows) {
+    for (; !next.done; next = iterator.next()) {
+      const row = next.value;
       for (let i = 0; i < row.length; i++) {
         const v = row[i];
         text += (i === 0 ? '' : '\t') + (v === null ? '\\N' : typeof v === 'string' ? tsvField(v) : String(v));
@@ -373,10 +395,11 @@ async function loadRows(db: RollupDB, table: string, columns: string[], rows: un
   }
 }
 
+function* filter(rows: () => Iterable<unknown[]>, keep: (row: unknown[]) => boolean): Generator<unknown[]> {
+  for (const row of rows()) if (keep(row)) yield row;
+}
+
 function values(rows: unknown[][]) {
   return sql.join(rows.map((r) => sql`(${sql.join(r)})`));
 }
 
-function runAll(statement: SqliteDatabase.Statement, rows: unknown[][]): void {
-  for (const row of rows) statement.run(...row);
-}

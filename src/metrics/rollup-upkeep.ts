@@ -12,6 +12,8 @@ import {
   recomputeMultiDateOrders,
   replacedLines,
   restrictLines,
+  salesByOrder,
+  thenJoin,
   writeDelta,
   type Lines,
 } from './rollup-merge.js';
@@ -67,8 +69,8 @@ export async function keepRollupsAfterImport(
     if (facts.replaced > 0) await addLines(db, kind, delta, replacedLines(importId), -1, { sums: true, orders: false });
     await listOrdersOf(db, kind, importId, importLines(importId));
     if (facts.replaced > 0) await listOrdersOf(db, kind, importId, replacedLines(importId));
-    await addLines(db, kind, delta, linesOfListedOrders(importId), 1, { sums: false, orders: true });
-    await addLines(db, kind, delta, listedLinesBefore(importId, facts.replaced > 0), -1, { sums: false, orders: true });
+    await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, { sums: false, orders: true });
+    await addLines(db, kind, delta, listedLinesBefore(kind, importId, facts.replaced > 0), -1, { sums: false, orders: true });
     await writeDelta(db, database, delta, { loadData: facts.loadData });
     await recomputeMultiDateOrders(db, kind, importId);
     await clearListedOrders(db, importId);
@@ -87,11 +89,11 @@ export async function keepRollupsAfterImport(
     await addLines(db, kind, delta, restrictLines(replacedLines(importId), importId, false), -1, { sums: false, orders: true });
   }
   if (shared > 0) {
-    await addLines(db, kind, delta, linesOfListedOrders(importId), 1, { sums: false, orders: true });
-    await addLines(db, kind, delta, listedLinesBefore(importId, facts.replaced > 0), -1, { sums: false, orders: true });
+    await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, { sums: false, orders: true });
+    await addLines(db, kind, delta, listedLinesBefore(kind, importId, facts.replaced > 0), -1, { sums: false, orders: true });
     // What the stream counted for them: their lines in this file.
     const counted = sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
-      FROM rollup_orders r JOIN sales s ON s.order_id = r.order_id
+      FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 's')} ON s.order_id = r.order_id
       WHERE r.change_id = ${importId} AND s.imported_file_id = ${importId}`;
     await addLines(db, kind, delta, counted, -1, { sums: false, orders: true });
   }
@@ -104,9 +106,9 @@ export async function keepRollupsAfterImport(
 }
 
 /** The lines the listed orders had before import `importId`: other imports' lines, and those it replaced. */
-function listedLinesBefore(importId: number, replaced: boolean): Lines {
+function listedLinesBefore(kind: Database['kind'], importId: number, replaced: boolean): Lines {
   const others = sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
-    FROM rollup_orders r JOIN sales s ON s.order_id = r.order_id
+    FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 's')} ON s.order_id = r.order_id
     WHERE r.change_id = ${importId} AND s.imported_file_id <> ${importId}`;
   return replaced ? sql`${others} UNION ALL ${restrictLines(replacedLines(importId), importId, true)}` : others;
 }
@@ -122,9 +124,9 @@ export async function keepRollupsAround(trx: DB, database: Database, importId: n
   await listOrdersOf(db, kind, importId, replacedLines(importId));
   const delta = new RollupDelta();
   const all = { sums: true, orders: true };
-  await addLines(db, kind, delta, linesOfListedOrders(importId), -1, all);
+  await addLines(db, kind, delta, linesOfListedOrders(kind, importId), -1, all);
   await change();
-  await addLines(db, kind, delta, linesOfListedOrders(importId), 1, all);
+  await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, all);
   await writeDelta(db, database, delta, { loadData: false });
   await recomputeMultiDateOrders(db, kind, importId);
   await clearListedOrders(db, importId);

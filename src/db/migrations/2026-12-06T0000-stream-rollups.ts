@@ -14,9 +14,20 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 //   imported_files.order_id_min/max the range of order ids the import stored; an import whose
 //                                  range meets no other import's shares no order with them, and
 //                                  its orders' rollups follow from its own rows alone
+//   basket indexes by period       dropped (revenue_daily_basket_date, revenue_weekly_basket_week,
+//   and basket_products by basket  revenue_monthly_basket_month, revenue_basket_products_basket):
+//                                  answers read baskets by their key, and writes paid for them
 //   rollup_orders                  work list of one change (import or undo): the orders whose
 //                                  rollups it recomputes from their stored lines; emptied before
 //                                  the change commits
+
+/** Indexes no answer reads: [table, index, column]. */
+const UNREAD_INDEXES = [
+  ['revenue_daily_basket', 'revenue_daily_basket_date', 'date'],
+  ['revenue_weekly_basket', 'revenue_weekly_basket_week', 'week'],
+  ['revenue_monthly_basket', 'revenue_monthly_basket_month', 'month'],
+  ['revenue_basket_products', 'revenue_basket_products_basket', 'basket'],
+] as const;
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
@@ -26,6 +37,10 @@ export async function up(db: Kysely<any>): Promise<void> {
   if (mysql) await sql`DROP INDEX sales_product_date ON sales`.execute(db);
   else await db.schema.dropIndex('sales_product_date').execute();
   await db.schema.alterTable('revenue_daily_basket').dropColumn('sample_order_id').execute();
+  for (const [table, index] of UNREAD_INDEXES) {
+    if (mysql) await sql`DROP INDEX ${sql.id(index)} ON ${sql.table(table)}`.execute(db);
+    else await db.schema.dropIndex(index).execute();
+  }
 
   await db.schema
     .createTable('rollup_orders')
@@ -82,6 +97,7 @@ export async function down(db: Kysely<any>): Promise<void> {
       WHERE x.basket = revenue_daily_basket.basket AND x.date = revenue_daily_basket.date`.execute(db);
   }
 
+  for (const [table, index, column] of UNREAD_INDEXES) await db.schema.createIndex(index).on(table).column(column).execute();
   await db.schema.createIndex('sales_product_date').on('sales').columns(['product_id', 'date', 'order_id']).execute();
 
   await db.schema
