@@ -4,24 +4,60 @@
  * the database. No binary floating point is involved anywhere.
  */
 
-const AMOUNT = /^(-?)(\d+)(?:\.(\d{1,2}))?$/;
+// An amount is /^-?\d+(\.\d{1,2})?$/ (ASCII digits only), scanned by hand below.
 /** Absolute amounts must stay below 10^12 SGD, i.e. 10^14 cents: exact as a JS number. */
 const LIMIT_CENTS = 100_000_000_000_000;
+const MAX_WHOLE_DIGITS = 12;
 
-/** Parses a CSV amount such as `-12.5` into integer cents; returns an error sentence instead on bad input. */
-export function parseAmountCents(text: string): number | string {
-  const m = AMOUNT.exec(text);
-  if (!m) {
-    if (text === '') return 'amount_sgd is empty';
-    if (/[,\s]/.test(text)) return `"${clip(text)}" is not a plain decimal (no thousands separators or spaces)`;
-    if (/^-?\d*\.\d{3,}$/.test(text)) return `"${clip(text)}" has more than 2 fraction digits`;
-    return `"${clip(text)}" is not a plain decimal such as 12.34 or -5`;
+const MINUS = 45;
+const DOT = 46;
+const ZERO = 48;
+
+/**
+ * Parses a CSV amount such as `-12.5` into integer cents; returns an error sentence instead on bad input.
+ * `start` and `end` let the CSV reader parse a field where it lies in the text, without a copy.
+ *
+ * The digits are read as they are scanned: at most 12 significant whole digits and 2 fraction
+ * digits, so every step is exact integer arithmetic.
+ */
+export function parseAmountCents(text: string, start = 0, end = text.length): number | string {
+  let i = start;
+  const negative = i < end && text.charCodeAt(i) === MINUS;
+  if (negative) i++;
+  const wholeFrom = i;
+  let whole = 0;
+  let significant = 0;
+  for (; i < end; i++) {
+    const d = text.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) break;
+    if (significant > 0 || d !== 0) significant++;
+    if (significant <= MAX_WHOLE_DIGITS) whole = whole * 10 + d;
   }
-  const whole = m[2]!.replace(/^0+(?=\d)/, '');
-  if (whole.length > 12) return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
-  const cents = Number(whole) * 100 + Number((m[3] ?? '').padEnd(2, '0'));
-  if (cents >= LIMIT_CENTS) return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
-  return m[1] === '-' && cents !== 0 ? -cents : cents;
+  if (i === wholeFrom) return amountError(text.slice(start, end));
+  let fraction = 0;
+  if (i < end) {
+    if (text.charCodeAt(i) !== DOT || end - i > 3 || end - i < 2) return amountError(text.slice(start, end));
+    const tens = text.charCodeAt(i + 1) - ZERO;
+    const units = end - i === 3 ? text.charCodeAt(i + 2) - ZERO : 0;
+    if (tens < 0 || tens > 9 || units < 0 || units > 9) return amountError(text.slice(start, end));
+    fraction = tens * 10 + units;
+  }
+  if (significant > MAX_WHOLE_DIGITS) return tooLarge(text.slice(start, end));
+  const cents = whole * 100 + fraction;
+  if (cents >= LIMIT_CENTS) return tooLarge(text.slice(start, end));
+  return negative && cents !== 0 ? -cents : cents;
+}
+
+/** Why `text` is not an amount, most specific reason first. */
+function amountError(text: string): string {
+  if (text === '') return 'amount_sgd is empty';
+  if (/[,\s]/.test(text)) return `"${clip(text)}" is not a plain decimal (no thousands separators or spaces)`;
+  if (/^-?\d*\.\d{3,}$/.test(text)) return `"${clip(text)}" has more than 2 fraction digits`;
+  return `"${clip(text)}" is not a plain decimal such as 12.34 or -5`;
+}
+
+function tooLarge(text: string): string {
+  return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
 }
 
 /** Formats cents as a decimal string with exactly two fraction digits: 12345n → "123.45", -5 → "-0.05". */

@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { CsvFormatError, CsvParser, MAX_RECORD_CHARS, readCsv, type CsvRecord } from '../src/imports/csv-reader.js';
+import { CsvFormatError, CsvParser, MAX_RECORD_CHARS, parseRecord, readCsv, type CsvRecord } from '../src/imports/csv-reader.js';
 import { prng } from '../bench/sales-generator.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -295,6 +295,28 @@ describe('CsvParser', () => {
 // readCsv: bytes in, records out
 // ---------------------------------------------------------------------------------------------
 
+describe('parseRecord (one record at a position, as the import\'s plain-record path falls back to it)', () => {
+  it('returns the fields, where the next record starts and the line breaks the record spans', () => {
+    const text = 'skip\na,"b\r\nc",d\r\nnext';
+    expect(parseRecord(text, 5, 2, false)).toEqual({ fields: ['a', 'b\r\nc', 'd'], end: 17, newlines: 2 });
+    expect(text.slice(17)).toBe('next');
+  });
+
+  it('when the text ends before the record does, then it returns null unless the text is final', () => {
+    expect(parseRecord('a,b', 0, 1, false)).toBeNull();
+    expect(parseRecord('a,"b', 0, 1, false)).toBeNull();
+    expect(parseRecord('a,"b"', 0, 1, false)).toBeNull(); // a doubled quote may follow
+    expect(parseRecord('a,b', 0, 1, true)).toEqual({ fields: ['a', 'b'], end: 3, newlines: 0 });
+    expect(() => parseRecord('a,"b', 0, 7, true)).toThrow('line 7: quoted field is never closed');
+  });
+
+  it('reads a blank line as one blank field, which CsvParser then skips', () => {
+    expect(parseRecord('  \r\nx', 0, 1, false)).toEqual({ fields: ['  '], end: 4, newlines: 1 });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
 describe('readCsv', () => {
   it('when the file starts with a UTF-8 BOM, then the BOM is dropped from the first field', async () => {
     const bytes = Buffer.from('\ufeffid,amount\n1,2\n', 'utf8');
@@ -315,6 +337,16 @@ describe('readCsv', () => {
 
   it('when a BOM-like character is not at the start, then it is kept', async () => {
     expect(fieldsOf(await readAll([Buffer.from('a\n\ufeffb\n')])).at(1)).toEqual(['\ufeffb']);
+  });
+
+  it('when a BOM-like character starts the first chunk that is not all ASCII, then it is kept', async () => {
+    expect(fieldsOf(await readAll([Buffer.from('a\n'), Buffer.from('\ufeffb\n')]))).toEqual([['a'], ['\ufeffb']]);
+    expect(fieldsOf(await readAll([Buffer.from(''), Buffer.from('\ufeffa\n')]))).toEqual([['a']]);
+  });
+
+  it('when ASCII chunks are followed by bytes that are not UTF-8, then the offset names the chunk they are in', async () => {
+    const error = await readError([Buffer.from('a,b\n'), Buffer.from('1,2\n'), Buffer.from([0x31, 0xc3, 0x28, 0x0a])]);
+    expect(error.message).toBe('the file is not valid UTF-8 (in the bytes after offset 8)');
   });
 
   it('when the file is UTF-16 little endian with a BOM, then it throws a CsvFormatError saying so', async () => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   centsFromDb,
@@ -76,6 +77,54 @@ describe('parseAmountCents', () => {
     expect(typeof result).toBe('string');
     expect((result as string).length).toBeLessThan(120);
     expect(result).toContain('…');
+  });
+
+  it('when given a range of a longer text, then it reads only that range, as if sliced', () => {
+    const line = '2024-01-01,ORD-1,SKU-1,-12.5\n';
+    expect(parseAmountCents(line, 23, 28)).toBe(-1250);
+    expect(parseAmountCents(line, 23, 29)).toBe(parseAmountCents('-12.5\n'));
+    expect(parseAmountCents(line, 0, 10)).toBe('"2024-01-01" is not a plain decimal such as 12.34 or -5');
+    expect(parseAmountCents(line, 5, 5)).toBe('amount_sgd is empty');
+  });
+
+  it('when the whole part has leading zeros, then only the significant digits count toward 10^12', () => {
+    expect(parseAmountCents('0000000000000999999999999.99')).toBe(99_999_999_999_999);
+    expect(parseAmountCents('00000000000001000000000000')).toMatch(/too large/);
+  });
+
+  // The regular-expression version this function replaced, kept as the oracle for its every answer.
+  function regexParse(text: string): number | string {
+    const m = /^(-?)(\d+)(?:\.(\d{1,2}))?$/.exec(text);
+    const clip = (t: string) => (t.length > 40 ? `${t.slice(0, 40)}…` : t);
+    if (!m) {
+      if (text === '') return 'amount_sgd is empty';
+      if (/[,\s]/.test(text)) return `"${clip(text)}" is not a plain decimal (no thousands separators or spaces)`;
+      if (/^-?\d*\.\d{3,}$/.test(text)) return `"${clip(text)}" has more than 2 fraction digits`;
+      return `"${clip(text)}" is not a plain decimal such as 12.34 or -5`;
+    }
+    const whole = m[2]!.replace(/^0+(?=\d)/, '');
+    if (whole.length > 12) return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
+    const cents = Number(whole) * 100 + Number((m[3] ?? '').padEnd(2, '0'));
+    if (cents >= 100_000_000_000_000) return `"${clip(text)}" is too large (absolute value must be below 10^12)`;
+    return m[1] === '-' && cents !== 0 ? -cents : cents;
+  }
+
+  it('answers exactly as the regular expression did, for any text and any range of it', () => {
+    const pieces = ['0', '1', '5', '9', '00', '999999', '-', '.', ',', ' ', '\t', 'e', '+', '١', 'x', '\n'];
+    const text = fc.oneof(
+      fc.string({ unit: fc.constantFrom(...pieces), maxLength: 20 }),
+      fc.string({ maxLength: 8 }),
+      fc.tuple(fc.boolean(), fc.bigInt({ min: 0n, max: 10n ** 16n }), fc.nat(999)).map(([neg, whole, f]) => `${neg ? '-' : ''}${whole}.${f}`),
+    );
+    fc.assert(
+      fc.property(text, fc.string({ maxLength: 3 }), fc.string({ maxLength: 3 }), (amount, before, after) => {
+        const expected = regexParse(amount);
+        expect(Object.is(parseAmountCents(amount), expected)).toBe(true);
+        const around = before + amount + after;
+        expect(Object.is(parseAmountCents(around, before.length, before.length + amount.length), expected)).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

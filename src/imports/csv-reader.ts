@@ -1,3 +1,4 @@
+import { Buffer, isAscii } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 
 /**
@@ -5,8 +6,9 @@ import { TextDecoder } from 'node:util';
  * commas, doubled quotes and newlines, LF or CRLF, optional final newline, blank lines skipped.
  * Each record carries the physical line it starts on, which row errors report.
  *
- * Hand-written because it is the import's hot path (see `npm run bench:csv`) and because a
- * record's starting line is not something the general-purpose parsers report directly.
+ * Hand-written because a record's starting line is not something the general-purpose parsers
+ * report directly, and because the import reads every record that is not plain with it (see
+ * sales-scanner.ts): `parseRecord` reads one record wherever it starts.
  */
 
 export interface CsvRecord {
@@ -34,6 +36,122 @@ const COMMA = 44;
 const LF = 10;
 const CR = 13;
 
+/** One record as `parseRecord` found it. */
+export interface ParsedRecord {
+  fields: string[];
+  /** Where the next record starts. */
+  end: number;
+  /** Line breaks the record spans, its own line ending included. */
+  newlines: number;
+}
+
+/**
+ * Parses the one record starting at `pos` of `buf`, which starts on physical line `line`.
+ * Returns null when `buf` ends before the record does and more text may follow (`final` false);
+ * throws a CsvFormatError for a malformed or overlong record.
+ */
+export function parseRecord(buf: string, pos: number, line: number, final: boolean): ParsedRecord | null {
+  const len = buf.length;
+  const fields: string[] = [];
+  let newlines = 0;
+  let i = pos;
+  let complete = false;
+  fields: for (;;) {
+    if (buf.charCodeAt(i) === QUOTE) {
+      let value = '';
+      let seg = i + 1;
+      let j: number;
+      for (;;) {
+        j = buf.indexOf('"', seg);
+        if (j === -1) {
+          if (final) throw new CsvFormatError('quoted field is never closed (missing ")', line);
+          break fields;
+        }
+        if (j + 1 === len && !final) break fields; // a doubled quote may follow in the next chunk
+        if (buf.charCodeAt(j + 1) === QUOTE) {
+          value += buf.slice(seg, j + 1);
+          seg = j + 2;
+          continue;
+        }
+        value += buf.slice(seg, j);
+        break;
+      }
+      newlines += countNewlines(value);
+      fields.push(value);
+      i = j + 1;
+      const c = buf.charCodeAt(i);
+      if (c === COMMA) {
+        i++;
+        continue;
+      }
+      if (c === LF) {
+        i++;
+        newlines++;
+        complete = true;
+        break;
+      }
+      if (c === CR) {
+        if (i + 1 === len && !final) break fields;
+        if (buf.charCodeAt(i + 1) === LF) {
+          i += 2;
+          newlines++;
+          complete = true;
+          break;
+        }
+      }
+      if (i >= len) {
+        if (!final) break fields;
+        complete = true;
+        break;
+      }
+      throw new CsvFormatError(
+        `unexpected character ${JSON.stringify(buf[i])} after a closing quote in field ${fields.length}`,
+        line + newlines,
+      );
+    }
+    let j = i;
+    let c = 0;
+    while (j < len) {
+      c = buf.charCodeAt(j);
+      if (c === COMMA || c === LF) break;
+      j++;
+    }
+    if (j === len) {
+      if (!final) break fields;
+      fields.push(buf.slice(i, j));
+      i = j;
+      complete = true;
+      break;
+    }
+    if (c === COMMA) {
+      fields.push(buf.slice(i, j));
+      i = j + 1;
+      continue;
+    }
+    // LF: a CR right before it belongs to the line ending.
+    fields.push(buf.slice(i, j > i && buf.charCodeAt(j - 1) === CR ? j - 1 : j));
+    i = j + 1;
+    newlines++;
+    complete = true;
+    break;
+  }
+  if (!complete) {
+    if (len - pos > MAX_RECORD_CHARS) {
+      throw new CsvFormatError(`record is longer than ${MAX_RECORD_CHARS} characters (an unclosed quote?)`, line);
+    }
+    return null;
+  }
+  if (i - pos > MAX_RECORD_CHARS) {
+    throw new CsvFormatError(`record is longer than ${MAX_RECORD_CHARS} characters`, line);
+  }
+  return { fields, end: i, newlines };
+}
+
+/** A line whose only field is empty or white space carries no record: it is skipped. */
+export function isBlankRecord(fields: readonly string[]): boolean {
+  return fields.length === 1 && isBlank(fields[0]!);
+}
+
 /** Incremental parser: feed text with `push`, then call `end`; complete records come back as arrays. */
 export class CsvParser {
   private buf = '';
@@ -53,111 +171,17 @@ export class CsvParser {
   private drain(final: boolean): CsvRecord[] {
     const out: CsvRecord[] = [];
     const buf = this.buf;
-    const len = buf.length;
     let pos = 0;
-    while (pos < len) {
-      const start = pos;
+    while (pos < buf.length) {
       const recordLine = this.line;
-      const fields: string[] = [];
-      let newlines = 0;
-      let i = pos;
-      let complete = false;
-      fields: for (;;) {
-        if (buf.charCodeAt(i) === QUOTE) {
-          let value = '';
-          let seg = i + 1;
-          let j: number;
-          for (;;) {
-            j = buf.indexOf('"', seg);
-            if (j === -1) {
-              if (final) throw new CsvFormatError('quoted field is never closed (missing ")', recordLine);
-              break fields;
-            }
-            if (j + 1 === len && !final) break fields; // a doubled quote may follow in the next chunk
-            if (buf.charCodeAt(j + 1) === QUOTE) {
-              value += buf.slice(seg, j + 1);
-              seg = j + 2;
-              continue;
-            }
-            value += buf.slice(seg, j);
-            break;
-          }
-          newlines += countNewlines(value);
-          fields.push(value);
-          i = j + 1;
-          const c = buf.charCodeAt(i);
-          if (c === COMMA) {
-            i++;
-            continue;
-          }
-          if (c === LF) {
-            i++;
-            newlines++;
-            complete = true;
-            break;
-          }
-          if (c === CR) {
-            if (i + 1 === len && !final) break fields;
-            if (buf.charCodeAt(i + 1) === LF) {
-              i += 2;
-              newlines++;
-              complete = true;
-              break;
-            }
-          }
-          if (i >= len) {
-            if (!final) break fields;
-            complete = true;
-            break;
-          }
-          throw new CsvFormatError(
-            `unexpected character ${JSON.stringify(buf[i])} after a closing quote in field ${fields.length}`,
-            recordLine + newlines,
-          );
-        }
-        let j = i;
-        let c = 0;
-        while (j < len) {
-          c = buf.charCodeAt(j);
-          if (c === COMMA || c === LF) break;
-          j++;
-        }
-        if (j === len) {
-          if (!final) break fields;
-          fields.push(buf.slice(i, j));
-          i = j;
-          complete = true;
-          break;
-        }
-        if (c === COMMA) {
-          fields.push(buf.slice(i, j));
-          i = j + 1;
-          continue;
-        }
-        // LF: a CR right before it belongs to the line ending.
-        fields.push(buf.slice(i, j > i && buf.charCodeAt(j - 1) === CR ? j - 1 : j));
-        i = j + 1;
-        newlines++;
-        complete = true;
-        break;
-      }
-      if (!complete) {
-        if (len - start > MAX_RECORD_CHARS) {
-          throw new CsvFormatError(
-            `record is longer than ${MAX_RECORD_CHARS} characters (an unclosed quote?)`,
-            recordLine,
-          );
-        }
-        this.buf = buf.slice(start);
+      const record = parseRecord(buf, pos, recordLine, final);
+      if (record === null) {
+        this.buf = buf.slice(pos);
         return out;
       }
-      if (i - start > MAX_RECORD_CHARS) {
-        throw new CsvFormatError(`record is longer than ${MAX_RECORD_CHARS} characters`, recordLine);
-      }
-      this.line += newlines;
-      pos = i;
-      if (fields.length === 1 && isBlank(fields[0]!)) continue;
-      out.push({ line: recordLine, fields });
+      this.line += record.newlines;
+      pos = record.end;
+      if (!isBlankRecord(record.fields)) out.push({ line: recordLine, fields: record.fields });
     }
     this.buf = '';
     return out;
@@ -175,6 +199,53 @@ function isBlank(text: string): boolean {
 }
 
 /**
+ * Strict UTF-8 text of a byte stream, chunk by chunk (a leading BOM is dropped), with the checks
+ * that fail a whole file: UTF-16, invalid or truncated UTF-8, NUL bytes.
+ */
+export class CsvTextDecoder {
+  /** Made at the first chunk that is not all ASCII: until then, no character can be cut in two. */
+  private decoder: TextDecoder | undefined;
+  private offset = 0;
+
+  /** The text of `chunk`; a character cut at its end comes with the next chunk. */
+  decode(chunk: Uint8Array): string {
+    if (this.offset === 0 && chunk.length > 0) {
+      if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
+        throw new CsvFormatError('the file is UTF-16; save it as UTF-8');
+      }
+    }
+    let text: string;
+    if (!this.decoder && isAscii(chunk)) {
+      // ASCII is valid UTF-8 and reads the same as Latin-1, which Node decodes several times
+      // faster than TextDecoder (most sales files are all ASCII).
+      text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
+    } else {
+      // A BOM is dropped only at the very start of the file: later, U+FEFF is text.
+      this.decoder ??= new TextDecoder('utf-8', { fatal: true, ignoreBOM: this.offset > 0 });
+      text = this.run(chunk, true);
+    }
+    if (text.includes('\u0000')) {
+      throw new CsvFormatError('the file contains NUL bytes: it is binary, not a CSV text file');
+    }
+    this.offset += chunk.length;
+    return text;
+  }
+
+  /** Fails if the bytes ended inside a character. */
+  end(): void {
+    if (this.decoder) this.run(new Uint8Array(0), false);
+  }
+
+  private run(chunk: Uint8Array, stream: boolean): string {
+    try {
+      return this.decoder!.decode(chunk, { stream });
+    } catch {
+      throw new CsvFormatError(`the file is not valid UTF-8 (in the bytes after offset ${this.offset})`);
+    }
+  }
+}
+
+/**
  * Decodes a byte stream as strict UTF-8 (a leading BOM is dropped) and parses it, yielding the
  * records of each chunk together. `onChunk` sees every raw chunk first (hashing, progress).
  */
@@ -182,37 +253,14 @@ export async function* readCsv(
   source: AsyncIterable<Uint8Array>,
   onChunk?: (chunk: Uint8Array) => void,
 ): AsyncGenerator<CsvRecord[]> {
-  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  const decoder = new CsvTextDecoder();
   const parser = new CsvParser();
-  let offset = 0;
-  let first = true;
   for await (const chunk of source) {
     onChunk?.(chunk);
-    if (first && chunk.length > 0) {
-      first = false;
-      if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
-        throw new CsvFormatError('the file is UTF-16; save it as UTF-8');
-      }
-    }
-    const text = decode(decoder, chunk, true, offset);
-    offset += chunk.length;
-    const records = parser.push(text);
+    const records = parser.push(decoder.decode(chunk));
     if (records.length > 0) yield records;
   }
-  decode(decoder, new Uint8Array(0), false, offset);
+  decoder.end();
   const rest = parser.end();
   if (rest.length > 0) yield rest;
-}
-
-function decode(decoder: TextDecoder, chunk: Uint8Array, stream: boolean, offset: number): string {
-  let text: string;
-  try {
-    text = decoder.decode(chunk, { stream });
-  } catch {
-    throw new CsvFormatError(`the file is not valid UTF-8 (in the bytes after offset ${offset})`);
-  }
-  if (text.includes('\u0000')) {
-    throw new CsvFormatError('the file contains NUL bytes: it is binary, not a CSV text file');
-  }
-  return text;
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { CsvFormatError, readCsv } from './csv-reader.js';
-import { readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
+import { CsvFormatError, CsvTextDecoder } from './csv-reader.js';
+import { SalesScanner } from './sales-scanner.js';
+import type { HeaderLayout, RowError, SaleRow } from './sales-row.js';
 
 /** Valid rows handed to the store at a time. */
 const BATCH_ROWS = 2000;
@@ -20,35 +21,37 @@ export async function streamRows(
   },
 ): Promise<string> {
   const hash = createHash('sha256');
-  let layout: HeaderLayout | undefined;
-  let batch: SaleRow[] = [];
+  const decoder = new CsvTextDecoder();
+  const scanner = new SalesScanner(handlers);
+  let pending: SaleRow[] = [];
   let bytesRead = 0;
-  let rowsRead = 0;
+
+  // The store's pace sets the reader's: the next chunk is read once it has taken the batches.
+  // `pending` holds at most one batch plus the rows of one chunk.
+  const handOver = async (all: boolean) => {
+    let from = 0;
+    while (pending.length - from >= BATCH_ROWS || (all && from < pending.length)) {
+      const rows = pending.slice(from, from + BATCH_ROWS);
+      from += rows.length;
+      await handlers.onRows(rows);
+    }
+    if (from > 0) pending = pending.slice(from);
+  };
+
   const source = createReadStream(filePath, { highWaterMark: 1 << 16 });
-  const onChunk = (chunk: Uint8Array) => {
+  for await (const chunk of source as AsyncIterable<Buffer>) {
     hash.update(chunk);
     bytesRead += chunk.length;
-  };
-  for await (const records of readCsv(source, onChunk)) {
-    for (const record of records) {
-      if (!layout) {
-        layout = readHeader(record);
-        handlers.onHeader(layout);
-        continue;
-      }
-      rowsRead++;
-      const result = validateRecord(record, layout);
-      if (Array.isArray(result)) handlers.onErrors(result);
-      else if (batch.push(result) >= BATCH_ROWS) {
-        const rows = batch;
-        batch = [];
-        await handlers.onRows(rows);
-      }
-    }
-    handlers.onProgress?.(bytesRead, rowsRead);
+    const before = scanner.recordsRead;
+    scanner.push(decoder.decode(chunk), pending);
+    await handOver(false);
+    if (scanner.recordsRead !== before) handlers.onProgress?.(bytesRead, scanner.rowsRead);
   }
-  if (batch.length > 0) await handlers.onRows(batch);
-  if (!layout) throw new CsvFormatError('the file is empty: a header row naming date, order_id, product_id, amount_sgd is required');
+  decoder.end();
+  const before = scanner.recordsRead;
+  scanner.end(pending);
+  await handOver(true);
+  if (scanner.recordsRead !== before) handlers.onProgress?.(bytesRead, scanner.rowsRead);
+  if (!scanner.header) throw new CsvFormatError('the file is empty: a header row naming date, order_id, product_id, amount_sgd is required');
   return hash.digest('hex');
 }
-
