@@ -1,4 +1,10 @@
 import { createHash } from 'node:crypto';
+import { grow, PairTable } from './pair-table.js';
+
+/** Cents: a number while exact, a bigint past 2^52. */
+export type Cents = number | bigint;
+
+export const isZero = (cents: Cents) => cents === 0 || cents === 0n;
 
 /**
  * The change one write (an import, an undo) makes to the rollup tables, gathered in memory while
@@ -26,20 +32,19 @@ export class RollupDelta {
 
   private readonly productIndex = new Map<string, number>();
   readonly products: string[] = [];
-  /** Per day: product index → slot. */
-  private readonly productDaySlot: Map<number, number>[] = [];
-  private slotProduct: number[] = [];
-  private slotDay: number[] = [];
-  private slotCents: number[] = [];
-  private slotSales: number[] = [];
+  /** (product, day) slots and their sums. */
+  private readonly productDays = new PairTable();
+  private slotCents = new Float64Array(1024);
+  private slotSales = new Int32Array(1024);
   /** Slots in key order, once asked for. */
-  private slotOrder: number[] | undefined;
+  private slotOrder: Int32Array | undefined;
 
   private readonly basketIndex = new Map<string, number>();
   /** Per basket: its name (SHA-256 of the length-prefixed, sorted product ids) and its products. */
   readonly baskets: { name: string; products: string[] }[] = [];
-  /** Per day: basket index → orders. */
-  private readonly basketDays: Map<number, number>[] = [];
+  /** (basket, day) slots and their orders. */
+  private readonly basketDays = new PairTable();
+  private basketOrders = new Int32Array(1024);
 
   /** Money that outgrew exact doubles (|sum| ≥ 2^52 cents), by slot: days as -1 - day. */
   private readonly overflow = new Map<number, bigint>();
@@ -110,7 +115,7 @@ export class RollupDelta {
   /** Forgets the order facts counted from runs (the caller recomputes them from `sales`). */
   dropOrderFacts(): void {
     this.dayOrders.fill(0);
-    for (const map of this.basketDays) map.clear();
+    this.basketOrders.fill(0);
     this.multidayLines.length = 0;
     this.multidayDays.length = 0;
   }
@@ -125,39 +130,35 @@ export class RollupDelta {
   }
 
   /** Every day with a change: date, revenue (cents), sale rows, orders. */
-  *dayChanges(): Generator<{ date: string; cents: bigint; sales: number; orders: number }> {
+  *dayChanges(): Generator<{ date: string; cents: Cents; sales: number; orders: number }> {
     for (let d = 0; d < this.days.length; d++) {
       const cents = this.cents(this.dayCents[d]!, -1 - d);
-      if (cents === 0n && this.daySales[d] === 0 && this.dayOrders[d] === 0) continue;
+      if (isZero(cents) && this.daySales[d] === 0 && this.dayOrders[d] === 0) continue;
       yield { date: this.days[d]!, cents, sales: this.daySales[d]!, orders: this.dayOrders[d]! };
     }
   }
 
   /** Every (product, day) with a change, in key order (product id, then date): B-trees fill in order. */
-  *productDayChanges(): Generator<{ productId: string; date: string; cents: bigint; sales: number }> {
-    if (this.slotOrder === undefined || this.slotOrder.length !== this.slotProduct.length) {
-      const productRank = ranks(this.products);
-      const dayRank = ranks(this.days);
-      const keys = this.slotProduct.map((p, s) => productRank[p]! * DAY_SPAN + dayRank[this.slotDay[s]!]!);
-      this.slotOrder = Array.from(keys.keys()).sort((a, b) => keys[a]! - keys[b]!);
+  *productDayChanges(): Generator<{ productId: string; date: string; cents: Cents; sales: number }> {
+    const table = this.productDays;
+    if (this.slotOrder === undefined || this.slotOrder.length !== table.size) {
+      this.slotOrder = keyOrder(table, ranks(this.products), ranks(this.days));
     }
     for (const s of this.slotOrder) {
       const cents = this.cents(this.slotCents[s]!, s);
-      if (cents === 0n && this.slotSales[s] === 0) continue;
-      yield { productId: this.products[this.slotProduct[s]!]!, date: this.days[this.slotDay[s]!]!, cents, sales: this.slotSales[s]! };
+      if (isZero(cents) && this.slotSales[s] === 0) continue;
+      yield { productId: this.products[table.a[s]!]!, date: this.days[table.b[s]!]!, cents, sales: this.slotSales[s]! };
     }
   }
 
   /** Every (basket, day) with a change, in key order (basket name, then date). */
   *basketDayChanges(): Generator<{ basket: number; date: string; orders: number }> {
-    const entries: { basket: number; day: number; orders: number }[] = [];
-    this.basketDays.forEach((map, day) => {
-      for (const [basket, orders] of map) if (orders !== 0) entries.push({ basket, day, orders });
-    });
-    const nameRank = ranks(this.baskets.map((b) => b.name));
-    const dayRank = ranks(this.days);
-    entries.sort((a, b) => nameRank[a.basket]! - nameRank[b.basket]! || dayRank[a.day]! - dayRank[b.day]!);
-    for (const e of entries) yield { basket: e.basket, date: this.days[e.day]!, orders: e.orders };
+    const table = this.basketDays;
+    const order = keyOrder(table, ranks(this.baskets.map((b) => b.name)), ranks(this.days));
+    for (const s of order) {
+      const orders = this.basketOrders[s]!;
+      if (orders !== 0) yield { basket: table.a[s]!, date: this.days[table.b[s]!]!, orders };
+    }
   }
 
   private day(date: string): number {
@@ -172,8 +173,6 @@ export class RollupDelta {
       this.dayCents.push(0);
       this.daySales.push(0);
       this.dayOrders.push(0);
-      this.productDaySlot.push(new Map());
-      this.basketDays.push(new Map());
     }
     this.lastDate = date;
     this.lastDay = d;
@@ -196,15 +195,10 @@ export class RollupDelta {
   }
 
   private addProductSums(product: number, day: number, cents: number | bigint, count: number): void {
-    const slots = this.productDaySlot[day]!;
-    let slot = slots.get(product);
-    if (slot === undefined) {
-      slot = this.slotProduct.length;
-      slots.set(product, slot);
-      this.slotProduct.push(product);
-      this.slotDay.push(day);
-      this.slotCents.push(0);
-      this.slotSales.push(0);
+    const slot = this.productDays.slot(product, day);
+    if (slot >= this.slotSales.length) {
+      this.slotSales = grow(this.slotSales, this.slotSales.length * 2);
+      this.slotCents = grow(this.slotCents, this.slotCents.length * 2);
     }
     this.slotSales[slot]! += count;
     this.slotCents[slot] = this.addCents(this.slotCents[slot]!, cents, slot);
@@ -220,14 +214,15 @@ export class RollupDelta {
     return 0;
   }
 
-  private cents(sum: number, slot: number): bigint {
+  private cents(sum: number, slot: number): Cents {
     const spilled = this.overflow.get(slot);
-    return spilled === undefined ? BigInt(sum) : spilled + BigInt(sum);
+    return spilled === undefined ? sum : spilled + BigInt(sum);
   }
 
   private addBasketDay(basket: number, day: number, count: number): void {
-    const map = this.basketDays[day]!;
-    map.set(basket, (map.get(basket) ?? 0) + count);
+    const slot = this.basketDays.slot(basket, day);
+    if (slot >= this.basketOrders.length) this.basketOrders = grow(this.basketOrders, this.basketOrders.length * 2);
+    this.basketOrders[slot]! += count;
   }
 
   /** The basket index of a key (`5:SKU-15:SKU-2`…), naming it on first sight. */
@@ -292,6 +287,15 @@ export class RollupDelta {
     days.length = 0;
     products.length = 0;
   }
+}
+
+/** The slots of a pair table sorted by their pairs' ranks. */
+function keyOrder(table: PairTable, rankA: number[], rankB: number[]): Int32Array {
+  const keys = new Float64Array(table.size);
+  for (let s = 0; s < table.size; s++) keys[s] = rankA[table.a[s]!]! * DAY_SPAN + rankB[table.b[s]!]!;
+  const order = new Int32Array(table.size);
+  for (let s = 0; s < order.length; s++) order[s] = s;
+  return order.sort((x, y) => keys[x]! - keys[y]!);
 }
 
 /** Each string's rank in binary (code point) order. */

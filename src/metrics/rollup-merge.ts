@@ -3,7 +3,7 @@ import type { Database } from '../db/connection.js';
 import { InfileLoad, TSV, tsvField } from '../db/infile.js';
 import { centsFromDb, formatCents } from '../money.js';
 import { periodStart } from './calendar.js';
-import { idLess, type RollupDelta } from './rollup-delta.js';
+import { idLess, isZero, type Cents, type RollupDelta } from './rollup-delta.js';
 import { bumpDataVersion, refreshCumulative, type RollupDB } from './rollups.js';
 
 /**
@@ -159,7 +159,7 @@ export async function writeDelta(
   options: { /** MySQL: rows for keys no table holds yet go in by LOAD DATA LOCAL INFILE. */ loadData: boolean },
 ): Promise<void> {
   const kind = database.kind;
-  const money = (cents: bigint) => (kind === 'mysql' ? formatCents(cents) : toSafeNumber(cents));
+  const money = (cents: Cents) => (kind === 'mysql' ? formatCents(cents) : typeof cents === 'number' ? cents : toSafeNumber(cents));
   // Dates after the last one stored are new to every table, and so are their weeks and months
   // after the last one's: those rows are appended, the others added to what is stored.
   const last = (await db.selectFrom('revenue_daily').select((eb) => eb.fn.max('date').as('last')).executeTakeFirst())?.last ?? null;
@@ -174,37 +174,47 @@ export async function writeDelta(
     for (const d of delta.dayChanges()) yield [d.date, money(d.cents), d.sales, d.orders];
   }, (r) => after.day(r[0] as string));
 
-  // Weeks and months first (small maps), in their tables' key order; then the days, streamed.
-  const weekly = new Map<string, { productId: string; week: string; cents: bigint; sales: number }>();
-  const monthly = new Map<string, { productId: string; month: string; cents: bigint; sales: number }>();
+  // Weeks and months first (far fewer rows), in their tables' key order; then the days, streamed.
+  // The days come by product, then date: a product's weeks and months are runs of them.
+  const weekly: unknown[][] = [];
+  const monthly: { productId: string; month: string; cents: Cents; sales: number }[] = [];
+  let w: { productId: string; week: string; cents: Cents; sales: number } | undefined;
+  let m: (typeof monthly)[number] | undefined;
   let firstMonth: string | undefined;
+  const endWeek = () => {
+    if (w && (w.sales !== 0 || !isZero(w.cents))) weekly.push([w.productId, w.week, money(w.cents), w.sales]);
+  };
   for (const p of delta.productDayChanges()) {
     const week = weekStart(p.date);
-    const w = weekly.get(`${p.productId}\u0000${week}`);
-    if (w) {
-      w.cents += p.cents;
+    if (w && w.productId === p.productId && w.week === week) {
+      w.cents = addCents(w.cents, p.cents);
       w.sales += p.sales;
-    } else weekly.set(`${p.productId}\u0000${week}`, { productId: p.productId, week, cents: p.cents, sales: p.sales });
+    } else {
+      endWeek();
+      w = { productId: p.productId, week, cents: p.cents, sales: p.sales };
+    }
     const month = monthStart(p.date);
     if (firstMonth === undefined || month < firstMonth) firstMonth = month;
-    const m = monthly.get(`${month}\u0000${p.productId}`);
-    if (m) {
-      m.cents += p.cents;
+    if (m && m.productId === p.productId && m.month === month) {
+      m.cents = addCents(m.cents, p.cents);
       m.sales += p.sales;
-    } else monthly.set(`${month}\u0000${p.productId}`, { productId: p.productId, month, cents: p.cents, sales: p.sales });
+    } else {
+      if (m) monthly.push(m);
+      m = { productId: p.productId, month, cents: p.cents, sales: p.sales };
+    }
   }
+  endWeek();
+  if (m) monthly.push(m);
   await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], function* () {
     for (const p of delta.productDayChanges()) yield [p.productId, p.date, money(p.cents), p.sales];
   }, (r) => after.day(r[1] as string));
-  await writer.upsert('revenue_weekly_product', ['product_id', 'week'], ['revenue', 'sale_count'], function* () {
-    for (const w of weekly.values()) if (w.sales !== 0 || w.cents !== 0n) yield [w.productId, w.week, money(w.cents), w.sales];
-  }, (r) => after.week(r[1] as string));
-  const months = [...monthly.values()].sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : idLess(a.productId, b.productId) ? -1 : 1));
+  await writer.upsert('revenue_weekly_product', ['product_id', 'week'], ['revenue', 'sale_count'], () => weekly, (r) => after.week(r[1] as string));
+  weekly.length = 0;
+  const months = monthly.sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : idLess(a.productId, b.productId) ? -1 : 1));
   await writer.upsert('revenue_monthly_product', ['month', 'product_id'], ['revenue', 'sale_count'], function* () {
-    for (const m of months) if (m.sales !== 0 || m.cents !== 0n) yield [m.month, m.productId, money(m.cents), m.sales];
+    for (const m of months) if (m.sales !== 0 || !isZero(m.cents)) yield [m.month, m.productId, money(m.cents), m.sales];
   }, (r) => after.month(r[0] as string));
-  weekly.clear();
-  monthly.clear();
+  monthly.length = 0;
 
   const basketWeekly = new Map<string, number>();
   const basketMonthly = new Map<string, number>();
@@ -255,6 +265,15 @@ function weekStart(date: string): string {
 
 function monthStart(date: string): string {
   return `${date.slice(0, 8)}01`;
+}
+
+/** a + b, exactly: a number while that is exact, a bigint beyond. */
+function addCents(a: Cents, b: Cents): Cents {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const sum = a + b;
+    if (Number.isSafeInteger(sum)) return sum;
+  }
+  return BigInt(a) + BigInt(b);
 }
 
 function toSafeNumber(cents: bigint): number {
