@@ -27,7 +27,7 @@ describe('RollupDelta', () => {
     ]);
     const baskets = [...delta.basketDayChanges()];
     expect(baskets).toEqual([{ basket: 0, date: '2024-01-02', orders: 1 }]);
-    expect(delta.baskets[0]).toEqual({ name: basketName('1:A1:B'), products: ['A', 'B'] });
+    expect(delta.baskets[0]).toEqual({ key: '1:A1:B', name: basketName('1:A1:B'), products: ['A', 'B'] });
     expect(delta.multidayDays).toEqual([
       { orderId: 'O-1', date: '2024-01-02', prevDate: null },
       { orderId: 'O-1', date: '2024-01-03', prevDate: '2024-01-02' },
@@ -58,5 +58,20 @@ describe('RollupDelta', () => {
     const key = basketKey(['x\u{1F600}', 'x\uFFFD', 'ab:3']);
     expect(key).toBe('4:ab:32:x\uFFFD2:x\u{1F600}');
     expect(splitBasketKey(key)).toEqual(['ab:3', 'x\uFFFD', 'x\u{1F600}']);
+  });
+});
+
+describe('ids under MySQL\'s PAD SPACE comparison', () => {
+  it('when one id is another plus characters below a space, then the longer sorts first, as utf8mb4_bin does', () => {
+    expect(idLess('A', 'A\u0001')).toBe(true); // binary: a prefix first (SQLite)
+    expect(idLess('A', 'A\u0001', true)).toBe(false);
+    expect(idLess('A\u0001', 'A', true)).toBe(true);
+    expect(idLess('A', 'A!', true)).toBe(true);
+    expect(basketKey(['P', 'P\u0001'], true)).toBe('2:P\u00011:P');
+    expect(basketKey(['P', 'P\u0001'])).toBe('1:P2:P\u0001');
+    const delta = new RollupDelta(true);
+    for (const order of ['A', 'A\u0001']) delta.addRow('2024-01-01', order, 'P', 1);
+    delta.endRuns();
+    expect([delta.orderMin, delta.orderMax]).toEqual(['A\u0001', 'A']);
   });
 });

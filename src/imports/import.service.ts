@@ -495,7 +495,7 @@ async function loadRows(
   };
   const changed = () =>
     new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
-  const delta = new RollupDelta();
+  const delta = new RollupDelta(database.kind === 'mysql');
 
   const streamStarted = performance.now();
   try {
@@ -546,7 +546,7 @@ async function loadRows(
   // A strict import with a bad row rolls back: its rollups would be thrown away.
   if (options.onError === 'fail' && tally.rejectedRows > 0) return;
   const rollupStarted = performance.now();
-  const upkeep = await keepRollupsAfterImport(trx, database, importId, delta, { replaced: writer.replaced, repeats, loadData: writer.method === 'mysql-load-data' });
+  const upkeep = await keepRollupsAfterImport(trx, database, importId, delta, { stored: writer.stored, replaced: writer.replaced, repeats, loadData: writer.method === 'mysql-load-data' });
   phases.rollups_ms = performance.now() - rollupStarted;
   tally.upkeep = upkeep;
 }

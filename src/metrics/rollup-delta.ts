@@ -10,8 +10,8 @@ export const isZero = (cents: Cents) => cents === 0 || cents === 0n;
  * The change one write (an import, an undo) makes to the rollup tables, gathered in memory while
  * the rows pass and written in bulk afterwards (rollup-merge.ts). Its size follows the groups —
  * days, (product, day), (basket, day) — never the rows, except for two small things: the lines of
- * orders that carry several dates, and 8 bytes per order when a file's order ids do not rise
- * (to find an order whose lines are not side by side).
+ * orders that carry several dates, and a hash of 8 bytes per order (to find, should a file's order
+ * ids not rise, an order whose lines are not side by side).
  *
  * Two kinds of change:
  * - sums (revenue and sale rows per day and per product and day) are additive row by row;
@@ -21,6 +21,9 @@ export const isZero = (cents: Cents) => cents === 0 || cents === 0n;
  *   which that fails (see rollup-merge.ts) and corrects them from `sales`.
  */
 export class RollupDelta {
+  /** `padSpace`: compare ids as MySQL's utf8mb4_bin does (see idLess); SQLite: false. */
+  constructor(private readonly padSpace = false) {}
+
   private readonly dayIndex = new Map<string, number>();
   private lastDate: string | undefined;
   private lastDay = 0;
@@ -41,7 +44,7 @@ export class RollupDelta {
 
   private readonly basketIndex = new Map<string, number>();
   /** Per basket: its name (SHA-256 of the length-prefixed, sorted product ids) and its products. */
-  readonly baskets: { name: string; products: string[] }[] = [];
+  readonly baskets: { key: string; name: string; products: string[] }[] = [];
   /** (basket, day) slots and their orders. */
   private readonly basketDays = new PairTable();
   private basketOrders = new Int32Array(1024);
@@ -93,6 +96,34 @@ export class RollupDelta {
     const day = this.day(date);
     this.dayOrders[day]! += count;
     if (basketKey !== null) this.addBasketDay(this.basketOf(basketKey), day, count);
+  }
+
+  /**
+   * Takes away (sign −1) or adds what another delta holds: its sums and its order facts (not its
+   * multi-date lines, which the caller handles per order).
+   */
+  merge(other: RollupDelta, sign: 1 | -1, parts: { sums: boolean; orders: boolean }): void {
+    for (let d = 0; d < other.days.length; d++) {
+      const day = this.day(other.days[d]!);
+      const cents = other.cents(other.dayCents[d]!, -1 - d);
+      if (parts.sums) this.addDaySums(day, sign === 1 ? cents : -cents, sign * other.daySales[d]!);
+      if (parts.orders) this.dayOrders[day]! += sign * other.dayOrders[d]!;
+    }
+    if (parts.sums) this.mergeProductSums(other, sign);
+    const bd = other.basketDays;
+    for (let s = 0; parts.orders && s < bd.size; s++) {
+      const orders = other.basketOrders[s]!;
+      if (orders !== 0) this.addBasketDay(this.basketOf(other.baskets[bd.a[s]!]!.key), this.day(other.days[bd.b[s]!]!), sign * orders);
+    }
+  }
+
+  private mergeProductSums(other: RollupDelta, sign: 1 | -1): void {
+    const pd = other.productDays;
+    for (let s = 0; s < pd.size; s++) {
+      const cents = other.cents(other.slotCents[s]!, s);
+      const day = this.day(other.days[pd.b[s]!]!);
+      this.addProductSums(this.product(other.products[pd.a[s]!]!), day, sign === 1 ? cents : -cents, sign * other.slotSales[s]!);
+    }
   }
 
   /** Ends the last run; call once the stream is over, before reading order facts. */
@@ -231,7 +262,7 @@ export class RollupDelta {
     if (b === undefined) {
       b = this.baskets.length;
       this.basketIndex.set(key, b);
-      this.baskets.push({ name: basketName(key), products: splitBasketKey(key) });
+      this.baskets.push({ key, name: basketName(key), products: splitBasketKey(key) });
     }
     return b;
   }
@@ -246,9 +277,10 @@ export class RollupDelta {
       this.runHashes = grown;
     }
     this.runHashes[this.runs++] = hashId(orderId);
-    if (previous !== undefined && this.rising && !idLess(previous, orderId)) this.rising = false;
-    if (this.orderMin === undefined || idLess(orderId, this.orderMin)) this.orderMin = orderId;
-    if (this.orderMax === undefined || idLess(this.orderMax, orderId)) this.orderMax = orderId;
+    const pad = this.padSpace;
+    if (previous !== undefined && this.rising && !idLess(previous, orderId, pad)) this.rising = false;
+    if (this.orderMin === undefined || idLess(orderId, this.orderMin, pad)) this.orderMin = orderId;
+    if (this.orderMax === undefined || idLess(this.orderMax, orderId, pad)) this.orderMax = orderId;
   }
 
   /** Counts the finished run as one order: its days, its baskets, its lines if it spans days. */
@@ -264,7 +296,7 @@ export class RollupDelta {
       if (n > 1) {
         const ids: string[] = [];
         for (let i = 0; i < n; i++) ids.push(this.products[products[i]!]!);
-        this.addBasketDay(this.basketOf(basketKey(ids)), days[0]!, 1);
+        this.addBasketDay(this.basketOf(basketKey(ids, this.padSpace)), days[0]!, 1);
       }
     } else {
       const byDay = new Map<number, string[]>();
@@ -280,7 +312,7 @@ export class RollupDelta {
       }
       for (const [day, ids] of byDay) {
         this.dayOrders[day]! += 1;
-        if (ids.length > 1) this.addBasketDay(this.basketOf(basketKey(ids)), day, 1);
+        if (ids.length > 1) this.addBasketDay(this.basketOf(basketKey(ids, this.padSpace)), day, 1);
         for (const productId of ids) this.multidayLines.push({ orderId, productId, date: this.days[day]! });
       }
     }
@@ -316,19 +348,28 @@ function codePointRank(c: number): number {
   return c >= 0xe000 ? c - 0x800 : c >= 0xd800 ? c + 0x2000 : c;
 }
 
-/** a < b in binary (code point) order, as utf8mb4_bin and SQLite's BINARY compare. */
-export function idLess(a: string, b: string): boolean {
+/**
+ * a < b in binary (code point) order, as SQLite's BINARY compares; with `padSpace`, as MySQL's
+ * utf8mb4_bin does: the shorter string compares as if padded with spaces ('A' > 'A\u0001').
+ */
+export function idLess(a: string, b: string, padSpace = false): boolean {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);
     if (x !== y) return codePointRank(x) < codePointRank(y);
   }
-  return a.length < b.length;
+  if (!padSpace || a.length === b.length) return a.length < b.length;
+  const longer = a.length > b.length ? a : b;
+  for (let i = n; i < longer.length; i++) {
+    const c = longer.charCodeAt(i);
+    if (c !== 32) return (c < 32) === (longer === a);
+  }
+  return false;
 }
 
-function compareIds(a: string, b: string): number {
-  return a === b ? 0 : idLess(a, b) ? -1 : 1;
+function compareIds(a: string, b: string, padSpace = false): number {
+  return a === b ? 0 : idLess(a, b, padSpace) ? -1 : idLess(b, a, padSpace) ? 1 : 0;
 }
 
 /** Characters (code points), as CHAR_LENGTH and SQLite's length() count them. */
@@ -341,9 +382,12 @@ function charLength(text: string): number {
   return n;
 }
 
-/** A basket's key: its product ids sorted, each prefixed by its length, so no two sets give one key. */
-export function basketKey(productIds: string[]): string {
-  productIds.sort(compareIds);
+/**
+ * A basket's key: its product ids sorted as the database sorts them (`padSpace`: MySQL), each
+ * prefixed by its length, so no two sets give one key; the same string GROUP_CONCAT writes.
+ */
+export function basketKey(productIds: string[], padSpace = false): string {
+  productIds.sort((a, b) => compareIds(a, b, padSpace));
   let key = '';
   for (const id of productIds) key += `${charLength(id)}:${id}`;
   return key;

@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { InfileLoad, TSV, tsvField } from '../db/infile.js';
-import { centsFromDb, formatCents } from '../money.js';
+import { centsFromDb, formatCents, parseAmountCents } from '../money.js';
 import { periodStart } from './calendar.js';
 import { idLess, isZero, type Cents, type RollupDelta } from './rollup-delta.js';
 import { bumpDataVersion, refreshCumulative, type RollupDB } from './rollups.js';
@@ -88,27 +88,65 @@ export async function addLines(
 }
 
 /**
+ * Feeds `delta` the rows an import replaced, in the order it replaced them (its file's order), as
+ * if they were streamed: their sums, and each run of one order's lines as that order was.
+ */
+export async function streamReplacedRows(db: RollupDB, importId: number, delta: RollupDelta): Promise<void> {
+  const rows = db
+    .selectFrom('sales_history')
+    .select(['order_id', 'product_id', 'date', 'amount_sgd'])
+    .where('replaced_by_import_id', '=', importId)
+    .orderBy('replaced_by_import_id')
+    .orderBy('id')
+    .stream(2000);
+  for await (const r of rows) {
+    const cents = typeof r.amount_sgd === 'number' ? r.amount_sgd : parseAmountCents(r.amount_sgd);
+    if (typeof cents !== 'number') throw new Error(`sales_history holds an amount that is not exact cents: ${r.amount_sgd}`);
+    delta.addRow(r.date, r.order_id, r.product_id, cents);
+  }
+  delta.endRuns();
+}
+
+/**
  * Lists in rollup_orders (under `changeId`) the orders of import `importId` that also have lines
  * from other imports. Only imports whose range of order ids meets [min, max] can share one, so
  * exports whose order ids rise from file to file cost nothing here.
  */
-export async function listSharedOrders(db: RollupDB, kind: Kind, importId: number, min: string, max: string): Promise<number> {
+export async function listSharedOrders(
+  db: RollupDB,
+  kind: Kind,
+  importId: number,
+  range: { min: string; max: string; rows: number },
+): Promise<number> {
   const others = await db
     .selectFrom('imported_files')
-    .select('id')
+    .select(['id', 'num_rows'])
     .where('id', '<>', importId)
     .where('status', 'in', ['success', 'partial'])
-    .where('order_id_min', '<=', max)
-    .where('order_id_max', '>=', min)
+    .where('order_id_min', '<=', range.max)
+    .where('order_id_max', '>=', range.min)
     .execute();
+  if (others.length === 0) return 0;
   const ignore = kind === 'mysql' ? sql`IGNORE` : sql`OR IGNORE`;
+  const count = (result: { numAffectedRows?: bigint }) => Number(result.numAffectedRows ?? 0n);
+  // Whichever side is smaller is read: the other imports' rows in the range, each probed for this
+  // import's lines of its order, or this import's rows, each probed for another import's.
+  const theirs = others.reduce((sum, o) => sum + Number(o.num_rows), 0);
+  if (theirs > range.rows) {
+    return count(
+      await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
+        SELECT DISTINCT ${importId}, x.order_id FROM sales x WHERE x.imported_file_id = ${importId}
+          AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`.execute(db),
+    );
+  }
   let listedRows = 0;
   for (const { id } of others) {
-    const result = await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
-      SELECT DISTINCT ${importId}, a.order_id FROM sales a
-      WHERE a.imported_file_id = ${id} AND a.order_id >= ${min} AND a.order_id <= ${max}
-        AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db);
-    listedRows += Number(result.numAffectedRows ?? 0n);
+    listedRows += count(
+      await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
+        SELECT DISTINCT ${importId}, a.order_id FROM sales a
+        WHERE a.imported_file_id = ${id} AND a.order_id >= ${range.min} AND a.order_id <= ${range.max}
+          AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db),
+    );
   }
   return listedRows;
 }

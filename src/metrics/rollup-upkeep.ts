@@ -12,6 +12,7 @@ import {
   recomputeMultiDateOrders,
   replacedLines,
   restrictLines,
+  streamReplacedRows,
   salesByOrder,
   thenJoin,
   writeDelta,
@@ -34,7 +35,8 @@ import type { RollupTables } from './rollups.js';
  *   run-per-order to trust: its orders' facts (and sums) are recomputed from their stored lines.
  */
 export interface ImportRollupFacts {
-  /** Stored rows that replaced a row of another import. */
+  /** Rows stored, and of those, rows that replaced a row of another import. */
+  stored: number;
   replaced: number;
   /** Rows refused as repeats of an identity this file stored on an earlier line. */
   repeats: number;
@@ -77,16 +79,25 @@ export async function keepRollupsAfterImport(
     return { mode: 'orders', sharedOrders: 0 };
   }
 
+  // The rows replaced, as the stream would have seen them: their sums always come off; each run
+  // of one order's lines is that order's old facts when the order had no other lines.
+  const replaced = new RollupDelta(kind === 'mysql');
   if (facts.replaced > 0) {
-    await addLines(db, kind, delta, replacedLines(importId), -1, { sums: true, orders: false });
+    await streamReplacedRows(db, importId, replaced);
     // Their multi-date rows go: the stream writes them again where the order still spans dates.
     await forgetMultiDateOrders(db, replacedOrders);
   }
   const shared =
-    delta.orderMin === undefined ? 0 : await listSharedOrders(db, kind, importId, delta.orderMin, delta.orderMax!);
+    delta.orderMin === undefined
+      ? 0
+      : await listSharedOrders(db, kind, importId, { min: delta.orderMin, max: delta.orderMax!, rows: facts.stored });
   if (facts.replaced > 0) {
-    // An order whose lines are all in this file had, before it, only the lines it replaced.
-    await addLines(db, kind, delta, restrictLines(replacedLines(importId), importId, false), -1, { sums: false, orders: true });
+    const oldRunsAreOrders = shared === 0 && !replaced.runsMayRepeat();
+    delta.merge(replaced, -1, { sums: true, orders: oldRunsAreOrders });
+    if (!oldRunsAreOrders) {
+      // An order whose lines are all in this file had, before it, only the lines it replaced.
+      await addLines(db, kind, delta, restrictLines(replacedLines(importId), importId, false), -1, { sums: false, orders: true });
+    }
   }
   if (shared > 0) {
     await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, { sums: false, orders: true });
@@ -122,7 +133,7 @@ export async function keepRollupsAround(trx: DB, database: Database, importId: n
   const kind = database.kind;
   await listOrdersOf(db, kind, importId, importLines(importId));
   await listOrdersOf(db, kind, importId, replacedLines(importId));
-  const delta = new RollupDelta();
+  const delta = new RollupDelta(kind === 'mysql');
   const all = { sums: true, orders: true };
   await addLines(db, kind, delta, linesOfListedOrders(kind, importId), -1, all);
   await change();
