@@ -457,6 +457,26 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
       await expectRollupsMatchRebuild(h.database);
     });
 
+    it('when a file mostly replaces stored rows and also brings new ones and a repeat, then each is stored once as it should be', async () => {
+      const first = Array.from({ length: 30 }, (_, i) => ['2024-07-01', `F-${String(i).padStart(2, '0')}`, 'P-1', '1.00']);
+      await load(first);
+      // Every stored row again with another amount, then new orders, then a repeat of a new one.
+      h.writeCsv('again.csv', csv([
+        ...first.map(([date, order, product]) => [date!, order!, product!, '2.00']),
+        ['2024-07-02', 'F-90', 'P-1', '5.00'],
+        ['2024-07-02', 'F-90', 'P-2', '6.00'],
+        ['2024-07-03', 'F-90', 'P-2', '7.00'],
+      ]));
+      const res = await h.app.inject({ method: 'POST', url: '/api/import-sales/?on_error=skip' });
+      const file = (res.json().files as Array<{ status: string; num_rows: number; rows_rejected: number }>)[0]!;
+      expect(file, res.body).toMatchObject({ status: 'partial', num_rows: 32, rows_rejected: 1 });
+      const history = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM sales_history`.execute(h.database.db);
+      expect(Number(history.rows[0]!.n)).toBe(30);
+      const july = await get('/api/metrics/revenue?start=2024-07-01&end=2024-07-31');
+      expect(july.body).toMatchObject({ total_revenue: '71.00', order_count: 31, sale_count: 32 });
+      await expectRollupsMatchRebuild(h.database);
+    });
+
     it('when an undo takes away the lines that joined two files\' order, then the first file\'s facts come back', async () => {
       await load([['2024-05-27', 'E-1', 'P-1', '1.00'], ['2024-05-28', 'E-2', 'P-1', '1.00']]);
       h.writeCsv('more.csv', csv([['2024-05-27', 'E-1', 'P-2', '2.00'], ['2024-05-29', 'E-1', 'P-3', '3.00']]));

@@ -522,13 +522,16 @@ async function loadRows(
     if (sha !== file.sha256) throw changed();
 
     const ending = performance.now();
-    if ((await writer.end()).needsReplay) {
+    const ended = await writer.end();
+    if (ended.needsReplay) {
       const again = await streamRows(file.path, {
         onHeader: () => {},
         onErrors: () => {},
         onRows: (rows) => writer.replay(rows),
       });
       if (again !== file.sha256) throw changed();
+    }
+    if (ended.needsReplay || ended.needsReconcile) {
       const { errors, count } = await writer.reconcile(MAX_KEPT_ERRORS);
       if (count > 0) {
         repeats += count;

@@ -21,7 +21,7 @@ export interface SalesWriter {
    * Called after the last batch. When some identities were already stored, a writer may need the
    * valid rows once more (`replay`) to reconcile them with set-based SQL.
    */
-  end(): Promise<{ needsReplay: boolean }>;
+  end(): Promise<{ needsReplay: boolean; needsReconcile?: boolean }>;
   replay(rows: SaleRow[]): Promise<void>;
   /** Settles the replayed rows: replacements written, repeats returned (the first `keep`, plus the count). */
   reconcile(keep: number): Promise<{ errors: RowError[]; count: number }>;
@@ -238,7 +238,11 @@ abstract class MysqlWriter implements SalesWriter {
       .execute();
   }
 
-  async reconcile(keep: number): Promise<{ errors: RowError[]; count: number }> {
+  /**
+   * `insertNew`: staging also holds rows whose identity is not stored at all (nothing went in
+   * directly): those are inserted once the replacements are made.
+   */
+  async reconcile(keep: number, insertNew = false): Promise<{ errors: RowError[]; count: number }> {
     const { trx } = this;
     const id = this.importId;
     const identity = sql`s.order_id = st.order_id AND s.product_id = st.product_id`;
@@ -281,6 +285,13 @@ abstract class MysqlWriter implements SalesWriter {
       WHERE st.import_id = ${id}`.execute(trx);
     this.replaced = Number(replaced.numAffectedRows ?? 0n);
     this.stored += this.replaced;
+    if (insertNew) {
+      // Left: identities stored nowhere (the replaced ones now belong to this import).
+      const inserted = await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
+        SELECT st.date, st.order_id, st.product_id, st.amount_sgd, st.import_id, st.line FROM sales_staging st
+        WHERE st.import_id = ${id} AND NOT EXISTS (SELECT 1 FROM sales s FORCE INDEX (sales_identity) WHERE ${identity})`.execute(trx);
+      this.stored += Number(inserted.numAffectedRows ?? 0n);
+    }
     await sql`DELETE FROM sales_staging WHERE import_id = ${id}`.execute(trx);
 
     errors.sort((a, b) => a.line - b.line);
@@ -350,8 +361,20 @@ class MysqlLoadDataWriter extends MysqlWriter {
   private load: InfileLoad | undefined;
   private staging: InfileLoad | undefined;
 
+  /** Rows go to staging from the start: the file mostly replaces stored rows (see write). */
+  private stagingFirst: boolean | undefined;
+
   async write(rows: SaleRow[]): Promise<RowError[]> {
     if (rows.length === 0) return [];
+    // A file whose first rows are mostly stored already (a corrected export sent again) would
+    // have nearly every row refused by the direct load (a duplicate key each), then sent again
+    // to staging: it goes to staging at once, and reconcile inserts what is new.
+    this.stagingFirst ??= (await this.storedShare(rows)) >= 0.5;
+    this.sent += rows.length;
+    if (this.stagingFirst) {
+      await this.replay(rows);
+      return [];
+    }
     this.load ??= new InfileLoad(
       this.trx,
       (name) => sql`LOAD DATA LOCAL INFILE ${name} IGNORE INTO TABLE sales ${TSV}
@@ -361,9 +384,21 @@ class MysqlLoadDataWriter extends MysqlWriter {
     for (const r of rows) {
       text += `${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\t${r.line}\n`;
     }
-    this.sent += rows.length;
     await this.load.write(text);
     return [];
+  }
+
+  /** The share of these rows whose identity is stored already. */
+  private async storedShare(rows: SaleRow[]): Promise<number> {
+    const sample = rows.slice(0, 500);
+    const { rows: found } = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM sales FORCE INDEX (sales_identity)
+      WHERE (order_id, product_id) IN (${sql.join(sample.map((r) => sql`(${r.orderId}, ${r.productId})`))})`.execute(this.trx);
+    return Number(found[0]?.n ?? 0) / sample.length;
+  }
+
+  override async end() {
+    if (this.stagingFirst) return { needsReplay: false, needsReconcile: true };
+    return super.end();
   }
 
   protected async flushInserted(): Promise<number> {
@@ -391,6 +426,6 @@ class MysqlLoadDataWriter extends MysqlWriter {
 
   override async reconcile(keep: number) {
     if (this.staging) await this.staging.finish();
-    return super.reconcile(keep);
+    return super.reconcile(keep, this.stagingFirst === true);
   }
 }

@@ -24,6 +24,9 @@ const ROWS_PER_STATEMENT = 1000;
  */
 export const salesByOrder = (kind: Kind, alias: string) =>
   kind === 'mysql' ? sql`sales ${sql.raw(alias)} FORCE INDEX (sales_identity)` : sql`sales ${sql.raw(alias)}`;
+/** `sales` read by import through the index of its foreign key (named on MySQL, as above). */
+export const salesByImport = (kind: Kind, alias: string) =>
+  kind === 'mysql' ? sql`sales ${sql.raw(alias)} FORCE INDEX (fk_sales_imported_file)` : sql`sales ${sql.raw(alias)}`;
 export const thenJoin = (kind: Kind) => (kind === 'mysql' ? sql`STRAIGHT_JOIN` : sql`JOIN`);
 
 /** `order_id, product_id, date, amount_sgd` rows of some lines of `sales` or `sales_history`. */
@@ -91,18 +94,30 @@ export async function addLines(
  * Feeds `delta` the rows an import replaced, in the order it replaced them (its file's order), as
  * if they were streamed: their sums, and each run of one order's lines as that order was.
  */
-export async function streamReplacedRows(db: RollupDB, importId: number, delta: RollupDelta): Promise<void> {
-  const rows = db
-    .selectFrom('sales_history')
-    .select(['order_id', 'product_id', 'date', 'amount_sgd'])
-    .where('replaced_by_import_id', '=', importId)
-    .orderBy('replaced_by_import_id')
-    .orderBy('id')
-    .stream(2000);
-  for await (const r of rows) {
+export async function streamReplacedRows(db: RollupDB, database: Database, importId: number, delta: RollupDelta): Promise<void> {
+  const add = (r: { order_id: string; product_id: string; date: string; amount_sgd: string | number }) => {
     const cents = typeof r.amount_sgd === 'number' ? r.amount_sgd : parseAmountCents(r.amount_sgd);
     if (typeof cents !== 'number') throw new Error(`sales_history holds an amount that is not exact cents: ${r.amount_sgd}`);
     delta.addRow(r.date, r.order_id, r.product_id, cents);
+  };
+  if (database.sqliteWriter) {
+    // Synchronous iteration on the import's own connection (inside its transaction): no promise a row.
+    const rows = database.sqliteWriter
+      .prepare(
+        `SELECT order_id, product_id, date, amount_sgd FROM sales_history
+         WHERE replaced_by_import_id = ? ORDER BY replaced_by_import_id, id`,
+      )
+      .iterate(importId) as IterableIterator<{ order_id: string; product_id: string; date: string; amount_sgd: number }>;
+    for (const r of rows) add(r);
+  } else {
+    const rows = db
+      .selectFrom('sales_history')
+      .select(['order_id', 'product_id', 'date', 'amount_sgd'])
+      .where('replaced_by_import_id', '=', importId)
+      .orderBy('replaced_by_import_id')
+      .orderBy('id')
+      .stream(2000);
+    for await (const r of rows) add(r);
   }
   delta.endRuns();
 }
@@ -135,7 +150,7 @@ export async function listSharedOrders(
   if (theirs > range.rows) {
     return count(
       await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
-        SELECT DISTINCT ${importId}, x.order_id FROM sales x WHERE x.imported_file_id = ${importId}
+        SELECT DISTINCT ${importId}, x.order_id FROM ${salesByImport(kind, 'x')} WHERE x.imported_file_id = ${importId}
           AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`.execute(db),
     );
   }
@@ -143,7 +158,7 @@ export async function listSharedOrders(
   for (const { id } of others) {
     listedRows += count(
       await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
-        SELECT DISTINCT ${importId}, a.order_id FROM sales a
+        SELECT DISTINCT ${importId}, a.order_id FROM ${salesByImport(kind, 'a')}
         WHERE a.imported_file_id = ${id} AND a.order_id >= ${range.min} AND a.order_id <= ${range.max}
           AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db),
     );

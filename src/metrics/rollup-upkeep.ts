@@ -83,7 +83,7 @@ export async function keepRollupsAfterImport(
   // of one order's lines is that order's old facts when the order had no other lines.
   const replaced = new RollupDelta(kind === 'mysql');
   if (facts.replaced > 0) {
-    await streamReplacedRows(db, importId, replaced);
+    await streamReplacedRows(db, database, importId, replaced);
     // Their multi-date rows go: the stream writes them again where the order still spans dates.
     await forgetMultiDateOrders(db, replacedOrders);
   }
