@@ -27,7 +27,8 @@ describe('RollupDelta', () => {
     ]);
     const baskets = [...delta.basketDayChanges()];
     expect(baskets).toEqual([{ basket: 0, date: '2024-01-02', orders: 1 }]);
-    expect(delta.baskets[0]).toEqual({ key: '1:A1:B', name: basketName('1:A1:B'), products: ['A', 'B'] });
+    expect(delta.basketName(0)).toBe(basketName('1:A1:B'));
+    expect(delta.basketProducts(0)).toEqual(['A', 'B']);
     expect(delta.multidayDays).toEqual([
       { orderId: 'O-1', date: '2024-01-02', prevDate: null },
       { orderId: 'O-1', date: '2024-01-03', prevDate: '2024-01-02' },

@@ -18,7 +18,7 @@ import type { RollupDB, RollupTables } from './rollups.js';
  * - for several products, an order with lines of k ≥ 2 of them on one date is counted k times by
  *   their sale rows: its basket (its products that date) holds k of them. The baskets holding two
  *   or more of the products (revenue_basket_products) and their orders per date
- *   (revenue_daily_basket, or its weekly and monthly sums) give that over-count, k − 1 per order
+ *   (revenue_daily_basket, read by day and labelled by period) give that over-count, k − 1 per order
  *   and date, without reading a sales line. Orders whose lines of those products carry several
  *   dates are in revenue_multiday_lines: their distinct (order, date) pairs there less their
  *   distinct orders is what the daily counts count too many.
@@ -140,8 +140,8 @@ export async function revenueByDay(database: Database, filter: RevenueFilter): P
 /** Where each grain of rollup lives: per day, per ISO week (its Monday), per month (its 1st). */
 const GRAINS = {
   day: { product: 'revenue_daily_product', basket: 'revenue_daily_basket', key: 'date' },
-  week: { product: 'revenue_weekly_product', basket: 'revenue_weekly_basket', key: 'week' },
-  month: { product: 'revenue_monthly_product', basket: 'revenue_monthly_basket', key: 'month' },
+  week: { product: 'revenue_weekly_product', basket: 'revenue_daily_basket', key: 'week' },
+  month: { product: 'revenue_monthly_product', basket: 'revenue_daily_basket', key: 'month' },
 } as const;
 type Grain = keyof typeof GRAINS;
 
@@ -189,7 +189,10 @@ async function basketOverCount(
   const statements: RawBuilder<unknown>[][] = [[]];
   let names = 0;
   for (const { grain, ...range } of pieces) {
-    const { basket, key } = GRAINS[grain];
+    // Baskets are kept by day only: a week or month piece reads its days, labelled by its period.
+    const { basket } = GRAINS[grain];
+    const days = grain === 'day' ? range : { start: range.start, end: range.end && periodEnd(range.end, grain) };
+    const label = grain === 'day' ? sql.ref('date') : periodOf(database.kind, grain);
     for (const [n, list] of byShare) {
       for (let i = 0; i < list.length; i += basketTuning.perStatement) {
         const chunk = list.slice(i, i + basketTuning.perStatement);
@@ -198,8 +201,8 @@ async function basketOverCount(
           names = 0;
         }
         names += chunk.length;
-        statements.at(-1)!.push(sql`SELECT ${sql.ref(key)} AS date, order_count * ${n - 1} AS over_count
-          FROM ${sql.table(basket)} WHERE basket IN (${sql.join(chunk)}) AND ${inRange(key, range)}`);
+        statements.at(-1)!.push(sql`SELECT ${label} AS date, order_count * ${n - 1} AS over_count
+          FROM ${sql.table(basket)} WHERE basket IN (${sql.join(chunk)}) AND ${inRange('date', days)}`);
       }
     }
   }
@@ -209,6 +212,12 @@ async function basketOverCount(
     for (const r of rows) over.push({ date: r.date, overCount: Number(r.over_count) });
   }
   return over;
+}
+
+/** The first day of the week or month of `date`, as the database computes it (its date type). */
+function periodOf(kind: Database['kind'], grain: 'week' | 'month'): RawBuilder<unknown> {
+  if (grain === 'week') return kind === 'mysql' ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)` : sql`date(date, '-6 days', 'weekday 1')`;
+  return kind === 'mysql' ? sql`DATE_FORMAT(date, '%Y-%m-01')` : sql`(substr(date, 1, 8) || '01')`;
 }
 
 /** Basket names per statement (see basketOverCount); a property so tests can make it small. */

@@ -39,12 +39,15 @@ export class RollupDelta {
   private readonly productDays = new PairTable();
   private slotCents = new Float64Array(1024);
   private slotSales = new Int32Array(1024);
+  private basketOrder: Int32Array | undefined;
   /** Slots in key order, once asked for. */
   private slotOrder: Int32Array | undefined;
 
   private readonly basketIndex = new Map<string, number>();
   /** Per basket: its name (SHA-256 of the length-prefixed, sorted product ids) and its products. */
-  readonly baskets: { key: string; name: string; products: string[] }[] = [];
+  /** Per basket its key, and its name's 32 bytes (SHA-256) at 32 × index. */
+  private readonly basketKeys: string[] = [];
+  private basketDigests = Buffer.alloc(32 * 1024);
   /** (basket, day) slots and their orders. */
   private readonly basketDays = new PairTable();
   private basketOrders = new Int32Array(1024);
@@ -113,7 +116,7 @@ export class RollupDelta {
     const bd = other.basketDays;
     for (let s = 0; parts.orders && s < bd.size; s++) {
       const orders = other.basketOrders[s]!;
-      if (orders !== 0) this.addBasketDay(this.basketOf(other.baskets[bd.a[s]!]!.key), this.day(other.days[bd.b[s]!]!), sign * orders);
+      if (orders !== 0) this.addBasketDay(this.basketOf(other.basketKeys[bd.a[s]!]!), this.day(other.days[bd.b[s]!]!), sign * orders);
     }
   }
 
@@ -124,6 +127,16 @@ export class RollupDelta {
       const day = this.day(other.days[pd.b[s]!]!);
       this.addProductSums(this.product(other.products[pd.a[s]!]!), day, sign === 1 ? cents : -cents, sign * other.slotSales[s]!);
     }
+  }
+
+  /** A basket's name in the tables: the SHA-256 of its key, in hex. */
+  basketName(basket: number): string {
+    return this.basketDigests.toString('hex', 32 * basket, 32 * basket + 32);
+  }
+
+  /** A basket's product ids. */
+  basketProducts(basket: number): string[] {
+    return splitBasketKey(this.basketKeys[basket]!);
   }
 
   /** Ends the last run; call once the stream is over, before reading order facts. */
@@ -185,7 +198,14 @@ export class RollupDelta {
   /** Every (basket, day) with a change, in key order (basket name, then date). */
   *basketDayChanges(): Generator<{ basket: number; date: string; orders: number }> {
     const table = this.basketDays;
-    const order = keyOrder(table, ranks(this.baskets.map((b) => b.name)), ranks(this.days));
+    if (this.basketOrder === undefined || this.basketOrder.length !== table.size) {
+      const digests = this.basketDigests;
+      const names = Array.from(this.basketKeys.keys()).sort((x, y) => digests.compare(digests, 32 * y, 32 * y + 32, 32 * x, 32 * x + 32));
+      const nameRank = new Array<number>(names.length);
+      names.forEach((basket, r) => (nameRank[basket] = r));
+      this.basketOrder = keyOrder(table, nameRank, ranks(this.days));
+    }
+    const order = this.basketOrder;
     for (const s of order) {
       const orders = this.basketOrders[s]!;
       if (orders !== 0) yield { basket: table.a[s]!, date: this.days[table.b[s]!]!, orders };
@@ -260,9 +280,15 @@ export class RollupDelta {
   private basketOf(key: string): number {
     let b = this.basketIndex.get(key);
     if (b === undefined) {
-      b = this.baskets.length;
+      b = this.basketKeys.length;
       this.basketIndex.set(key, b);
-      this.baskets.push({ key, name: basketName(key), products: splitBasketKey(key) });
+      this.basketKeys.push(key);
+      if (32 * (b + 1) > this.basketDigests.length) {
+        const grown = Buffer.alloc(this.basketDigests.length * 2);
+        this.basketDigests.copy(grown);
+        this.basketDigests = grown;
+      }
+      createHash('sha256').update(key, 'utf8').digest().copy(this.basketDigests, 32 * b);
     }
     return b;
   }

@@ -269,28 +269,17 @@ export async function writeDelta(
   }, (r) => after.month(r[0] as string));
   monthly.length = 0;
 
-  const basketWeekly = new Map<string, number>();
-  const basketMonthly = new Map<string, number>();
-  const grown = new Set<number>();
-  for (const b of delta.basketDayChanges()) {
-    const name = delta.baskets[b.basket]!.name;
-    const week = `${name}\u0000${weekStart(b.date)}`;
-    basketWeekly.set(week, (basketWeekly.get(week) ?? 0) + b.orders);
-    const month = `${name}\u0000${monthStart(b.date)}`;
-    basketMonthly.set(month, (basketMonthly.get(month) ?? 0) + b.orders);
-    if (b.orders > 0) grown.add(b.basket);
-  }
-  const split = (map: Map<string, number>) =>
-    function* () {
-      for (const [key, n] of map) if (n !== 0) yield [...key.split('\u0000'), n];
-    };
   await writer.upsert('revenue_daily_basket', ['basket', 'date'], ['order_count'], function* () {
-    for (const b of delta.basketDayChanges()) yield [delta.baskets[b.basket]!.name, b.date, b.orders];
+    for (const b of delta.basketDayChanges()) yield [delta.basketName(b.basket), b.date, b.orders];
   }, (r) => after.day(r[1] as string));
-  await writer.upsert('revenue_weekly_basket', ['basket', 'week'], ['order_count'], split(basketWeekly), (r) => after.week(r[1] as string));
-  await writer.upsert('revenue_monthly_basket', ['basket', 'month'], ['order_count'], split(basketMonthly), (r) => after.month(r[1] as string));
   await writer.insertMissing('revenue_basket_products', ['product_id', 'basket'], function* () {
-    for (const b of grown) for (const productId of delta.baskets[b]!.products) yield [productId, delta.baskets[b]!.name];
+    let last = -1;
+    for (const b of delta.basketDayChanges()) {
+      if (b.orders <= 0 || b.basket === last) continue;
+      last = b.basket;
+      const name = delta.basketName(b.basket);
+      for (const productId of delta.basketProducts(b.basket)) yield [productId, name];
+    }
   });
 
   await writer.insertMissing('revenue_multiday_lines', ['order_id', 'product_id', 'date'], function* () {
@@ -342,8 +331,6 @@ const EMPTY_WHEN: Record<string, string> = {
   revenue_weekly_product: 'sale_count',
   revenue_monthly_product: 'sale_count',
   revenue_daily_basket: 'order_count',
-  revenue_weekly_basket: 'order_count',
-  revenue_monthly_basket: 'order_count',
 };
 
 /**

@@ -31,9 +31,6 @@ export type RollupTables = {
   revenue_basket_products: { product_id: string; basket: string };
   /** revenue_daily_product summed by ISO week (labelled by its Monday). */
   revenue_weekly_product: { product_id: string; week: string; revenue: string | number; sale_count: number };
-  /** revenue_daily_basket summed by week and by month. */
-  revenue_weekly_basket: { basket: string; week: string; order_count: number };
-  revenue_monthly_basket: { basket: string; month: string; order_count: number };
   data_version: { id: number; version: number | string };
   /** The orders one change (import or undo, by id) recomputes from their stored lines. */
   rollup_orders: { change_id: number; order_id: string };
@@ -51,8 +48,6 @@ const ROLLUP_TABLES = [
   'revenue_daily_basket',
   'revenue_basket_products',
   'revenue_weekly_product',
-  'revenue_weekly_basket',
-  'revenue_monthly_basket',
 ] as const;
 
 /**
@@ -141,10 +136,6 @@ async function rebuildPasses(db: RollupDB, kind: 'mysql' | 'sqlite') {
     SELECT ${month}, product_id, SUM(revenue), SUM(sale_count) FROM revenue_daily_product GROUP BY ${month}, product_id`.execute(db);
   await sql`INSERT INTO revenue_weekly_product (product_id, week, revenue, sale_count)
     SELECT product_id, ${week}, SUM(revenue), SUM(sale_count) FROM revenue_daily_product GROUP BY product_id, ${week}`.execute(db);
-  await sql`INSERT INTO revenue_monthly_basket (basket, month, order_count)
-    SELECT basket, ${month}, SUM(order_count) FROM revenue_daily_basket GROUP BY basket, ${month}`.execute(db);
-  await sql`INSERT INTO revenue_weekly_basket (basket, week, order_count)
-    SELECT basket, ${week}, SUM(order_count) FROM revenue_daily_basket GROUP BY basket, ${week}`.execute(db);
   await refreshCumulative(db, undefined);
 }
 

@@ -16,8 +16,6 @@ export async function rollupSnapshot(database: Database): Promise<Record<string,
     ['revenue_daily_basket', 'basket, date'],
     ['revenue_basket_products', 'basket, product_id'],
     ['revenue_weekly_product', 'product_id, week'],
-    ['revenue_weekly_basket', 'basket, week'],
-    ['revenue_monthly_basket', 'basket, month'],
     ['rollup_orders', 'change_id, order_id'],
   ] as const) {
     out[table] = (await sql`SELECT * FROM ${sql.table(table)} ORDER BY ${sql.raw(order)}`.execute(database.db)).rows;

@@ -14,8 +14,11 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 //   imported_files.order_id_min/max the range of order ids the import stored; an import whose
 //                                  range meets no other import's shares no order with them, and
 //                                  its orders' rollups follow from its own rows alone
-//   basket indexes by period       dropped (revenue_daily_basket_date, revenue_weekly_basket_week,
-//   and basket_products by basket  revenue_monthly_basket_month, revenue_basket_products_basket):
+//   revenue_weekly_basket,         dropped: in a wide catalogue (nearly every order a basket of its
+//   revenue_monthly_basket         own) they hold a row per order each, as the daily table does; a
+//                                  series or total reads the daily rows of the few baskets mixing
+//                                  the products asked about instead
+//   two basket indexes             dropped (revenue_daily_basket_date, revenue_basket_products_basket):
 //                                  answers read baskets by their key, and writes paid for them
 //   rollup_orders                  work list of one change (import or undo): the orders whose
 //                                  rollups it recomputes from their stored lines; emptied before
@@ -24,9 +27,11 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 /** Indexes no answer reads: [table, index, column]. */
 const UNREAD_INDEXES = [
   ['revenue_daily_basket', 'revenue_daily_basket_date', 'date'],
-  ['revenue_weekly_basket', 'revenue_weekly_basket_week', 'week'],
-  ['revenue_monthly_basket', 'revenue_monthly_basket_month', 'month'],
   ['revenue_basket_products', 'revenue_basket_products_basket', 'basket'],
+] as const;
+const PERIOD_BASKETS = [
+  ['revenue_weekly_basket', 'week'],
+  ['revenue_monthly_basket', 'month'],
 ] as const;
 
 export async function up(db: Kysely<any>): Promise<void> {
@@ -41,6 +46,7 @@ export async function up(db: Kysely<any>): Promise<void> {
     if (mysql) await sql`DROP INDEX ${sql.id(index)} ON ${sql.table(table)}`.execute(db);
     else await db.schema.dropIndex(index).execute();
   }
+  for (const [table] of PERIOD_BASKETS) await db.schema.dropTable(table).execute();
 
   await db.schema
     .createTable('rollup_orders')
@@ -98,6 +104,21 @@ export async function down(db: Kysely<any>): Promise<void> {
   }
 
   for (const [table, index, column] of UNREAD_INDEXES) await db.schema.createIndex(index).on(table).column(column).execute();
+  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : sql`TEXT`;
+  const period = { week: mysql ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)` : sql`date(date, '-6 days', 'weekday 1')`, month };
+  for (const [table, key] of PERIOD_BASKETS) {
+    await db.schema
+      .createTable(table)
+      .addColumn('basket', basketType, (c) => c.notNull())
+      .addColumn(key, dateType, (c) => c.notNull())
+      .addColumn('order_count', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint(`${table}_pk`, ['basket', key])
+      .modifyEnd(tableEnd)
+      .execute();
+    await db.schema.createIndex(`${table}_${key}`).on(table).column(key).execute();
+    await sql`INSERT INTO ${sql.table(table)} (basket, ${sql.ref(key)}, order_count)
+      SELECT basket, ${period[key]}, SUM(order_count) FROM revenue_daily_basket GROUP BY basket, ${period[key]}`.execute(db);
+  }
   await db.schema.createIndex('sales_product_date').on('sales').columns(['product_id', 'date', 'order_id']).execute();
 
   await db.schema
