@@ -227,25 +227,12 @@ export async function writeDelta(
     for (const d of delta.dayChanges()) yield [d.date, money(d.cents), d.sales, d.orders];
   }, (r) => after.day(r[0] as string));
 
-  // Weeks and months first (far fewer rows), in their tables' key order; then the days, streamed.
-  // The days come by product, then date: a product's weeks and months are runs of them.
-  const weekly: unknown[][] = [];
+  // The days come by product, then date: a product's weeks and months are runs of them. Weeks
+  // are summed as they are written; months are gathered (they are written in month order).
   const monthly: { productId: string; month: string; cents: Cents; sales: number }[] = [];
-  let w: { productId: string; week: string; cents: Cents; sales: number } | undefined;
   let m: (typeof monthly)[number] | undefined;
   let firstMonth: string | undefined;
-  const endWeek = () => {
-    if (w && (w.sales !== 0 || !isZero(w.cents))) weekly.push([w.productId, w.week, money(w.cents), w.sales]);
-  };
   for (const p of delta.productDayChanges()) {
-    const week = weekStart(p.date);
-    if (w && w.productId === p.productId && w.week === week) {
-      w.cents = addCents(w.cents, p.cents);
-      w.sales += p.sales;
-    } else {
-      endWeek();
-      w = { productId: p.productId, week, cents: p.cents, sales: p.sales };
-    }
     const month = monthStart(p.date);
     if (firstMonth === undefined || month < firstMonth) firstMonth = month;
     if (m && m.productId === p.productId && m.month === month) {
@@ -256,13 +243,24 @@ export async function writeDelta(
       m = { productId: p.productId, month, cents: p.cents, sales: p.sales };
     }
   }
-  endWeek();
   if (m) monthly.push(m);
   await writer.upsert('revenue_daily_product', ['product_id', 'date'], ['revenue', 'sale_count'], function* () {
     for (const p of delta.productDayChanges()) yield [p.productId, p.date, money(p.cents), p.sales];
   }, (r) => after.day(r[1] as string));
-  await writer.upsert('revenue_weekly_product', ['product_id', 'week'], ['revenue', 'sale_count'], () => weekly, (r) => after.week(r[1] as string));
-  weekly.length = 0;
+  await writer.upsert('revenue_weekly_product', ['product_id', 'week'], ['revenue', 'sale_count'], function* () {
+    let w: { productId: string; week: string; cents: Cents; sales: number } | undefined;
+    for (const p of delta.productDayChanges()) {
+      const week = weekStart(p.date);
+      if (w && w.productId === p.productId && w.week === week) {
+        w.cents = addCents(w.cents, p.cents);
+        w.sales += p.sales;
+        continue;
+      }
+      if (w && (w.sales !== 0 || !isZero(w.cents))) yield [w.productId, w.week, money(w.cents), w.sales];
+      w = { productId: p.productId, week, cents: p.cents, sales: p.sales };
+    }
+    if (w && (w.sales !== 0 || !isZero(w.cents))) yield [w.productId, w.week, money(w.cents), w.sales];
+  }, (r) => after.week(r[1] as string));
   const months = monthly.sort((a, b) => (a.month < b.month ? -1 : a.month > b.month ? 1 : idLess(a.productId, b.productId) ? -1 : 1));
   await writer.upsert('revenue_monthly_product', ['month', 'product_id'], ['revenue', 'sale_count'], function* () {
     for (const m of months) if (m.sales !== 0 || !isZero(m.cents)) yield [m.month, m.productId, money(m.cents), m.sales];
