@@ -504,12 +504,16 @@ async function loadRows(
       onErrors: (errors) => reject(errors),
       onRows: async (rows) => {
         if (signal?.aborted) throw new Interrupted();
+        // The store is asked first: on MySQL it hands the rows to the server and waits for it to
+        // take them, and the rollups' share of the work is done meanwhile.
         const t0 = performance.now();
-        for (const r of rows) delta.addRow(r.date, r.orderId, r.productId, r.amountCents);
+        const storing = writer.write(rows);
         const t1 = performance.now();
-        const found = await writer.write(rows);
-        phases.aggregate_ms += t1 - t0;
-        phases.load_ms += performance.now() - t1;
+        for (const r of rows) delta.addRow(r.date, r.orderId, r.productId, r.amountCents);
+        const t2 = performance.now();
+        const found = await storing;
+        phases.aggregate_ms += t2 - t1;
+        phases.load_ms += t1 - t0 + (performance.now() - t2);
         if (found.length > 0) {
           repeats += found.length;
           reject(found);
