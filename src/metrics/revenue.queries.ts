@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { centsFromDb } from '../money.js';
-import { addDays, addMonths, nextPeriodStart, periodEnd, periodStart, type Granularity } from './calendar.js';
+import { addDays, addMonths, daysInclusive, lastDayOfMonth, nextPeriodStart, periodEnd, periodStart, type Granularity } from './calendar.js';
 import type { RollupDB, RollupTables } from './rollups.js';
 
 /**
@@ -350,12 +350,26 @@ function productPrefixParts(database: Database, range: DateRange, ids: readonly 
         WHERE ${inRange(key, { start: from, end: to })} AND ${only('product_id')} GROUP BY product_id) last
       JOIN ${sql.table(table)} t ON t.product_id = last.product_id AND ${sql.ref(`t.${key}`)} = last.k`);
   };
-  /** Per product, ± its sums from the 1st of `month` through `through`: whole weeks, then days. */
-  const monthToDate = (month: string, through: string, sign: 1 | -1) => {
-    for (const piece of cutRange({ start: month, end: through }, 'week')) {
+  /** Per product, ± its sums of the days `days` (whole weeks, then days). */
+  const days = (span: { start: string; end: string }, sign: 1 | -1) => {
+    for (const piece of cutRange(span, 'week')) {
       const { product: table, key } = GRAINS[piece.grain];
       parts.push(sql`SELECT product_id, ${signed(sql`SUM(revenue)`, sign)} AS revenue, ${signed(sql`SUM(sale_count)`, sign)} AS sale_count
         FROM ${sql.table(table)} WHERE ${inRange(key, piece)} AND ${only('product_id')} GROUP BY product_id`);
+    }
+  };
+  /**
+   * Per product, ± its sums from the 1st of `month` through `through`: the days up to it, or the
+   * whole month less the days after it, whichever reads fewer rows.
+   */
+  const monthToDate = (month: string, through: string, sign: 1 | -1) => {
+    const last = lastDayOfMonth(month);
+    if (through === last || daysInclusive(month, through) > daysInclusive(through, last)) {
+      parts.push(sql`SELECT product_id, ${signed(sql.ref('revenue'), sign)} AS revenue, ${signed(sql.ref('sale_count'), sign)} AS sale_count
+        FROM revenue_monthly_product WHERE month = ${month} AND ${only('product_id')}`);
+      if (through !== last) days({ start: addDays(through, 1), end: last }, sign === 1 ? -1 : 1);
+    } else {
+      days({ start: month, end: through }, sign);
     }
   };
 
