@@ -639,6 +639,8 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
       ]);
       const samples = await sql<{ sample_order_id: string }>`SELECT sample_order_id FROM revenue_daily_basket`.execute(database.db);
       expect(samples.rows.map((r) => r.sample_order_id)).toEqual(['D']);
+      const weekly = await sql<{ week: string; order_count: number }>`SELECT week, order_count FROM revenue_weekly_basket`.execute(database.db);
+      expect(weekly.rows.map((r) => [r.week, Number(r.order_count)])).toEqual([['2024-03-04', 1]]);
       const columns = (await database.db.introspection.getTables()).find((t) => t.name === 'imported_files')!.columns.map((c) => c.name);
       expect(columns).not.toContain('order_id_min');
 
