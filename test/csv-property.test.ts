@@ -2,6 +2,7 @@ import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CsvFormatError, CsvParser, readCsv, type CsvRecord } from '../src/imports/csv-reader.js';
+import { splitAt } from './support/chunks.js';
 
 /**
  * Property-based twin of the seeded comparison in csv-reader.test.ts: fast-check writes random
@@ -55,18 +56,6 @@ function parseChunks(chunks: readonly string[]): CsvRecord[] {
   for (const chunk of chunks) out.push(...parser.push(chunk));
   out.push(...parser.end());
   return out;
-}
-
-function splitAt<T extends { slice(a: number, b?: number): T; length: number }>(whole: T, cuts: number[]): T[] {
-  const offsets = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
-  const parts: T[] = [];
-  let from = 0;
-  for (const at of offsets) {
-    parts.push(whole.slice(from, at));
-    from = at;
-  }
-  parts.push(whole.slice(from));
-  return parts;
 }
 
 async function readBytes(chunks: Uint8Array[]): Promise<CsvRecord[]> {

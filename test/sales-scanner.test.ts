@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CsvFormatError, CsvParser, CsvTextDecoder, MAX_RECORD_CHARS } from '../src/imports/csv-reader.js';
 import { SalesScanner } from '../src/imports/sales-scanner.js';
 import { readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from '../src/imports/sales-row.js';
+import { splitAt } from './support/chunks.js';
 
 /**
  * The scanner validates plain records where they lie in the text and hands everything else to the
@@ -77,18 +78,6 @@ function scanBytes(chunks: readonly Uint8Array[]): Outcome {
     return { layout: undefined, rows: [], errors: [], rowsRead: 0, failure: error.message };
   }
   return scanText(texts);
-}
-
-function splitAt<T extends { slice(a: number, b?: number): T; length: number }>(whole: T, cuts: readonly number[]): T[] {
-  const offsets = [...new Set(cuts.map((c) => c % (whole.length + 1)))].sort((a, b) => a - b);
-  const parts: T[] = [];
-  let from = 0;
-  for (const at of offsets) {
-    parts.push(whole.slice(from, at));
-    from = at;
-  }
-  parts.push(whole.slice(from));
-  return parts;
 }
 
 // ---------------------------------------------------------------------------------------------

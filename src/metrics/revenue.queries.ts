@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/connection.js';
 import { centsFromDb } from '../money.js';
 import { addDays, addMonths, daysInclusive, lastDayOfMonth, nextPeriodStart, periodEnd, periodStart, type Granularity } from './calendar.js';
-import type { RollupDB, RollupTables } from './rollups.js';
+import { periodOf, type RollupDB, type RollupTables } from './rollups.js';
 
 /**
  * Reads ("selectors") over the revenue rollups (see rollups.ts). Dates are `YYYY-MM-DD` strings;
@@ -192,7 +192,7 @@ async function basketOverCount(
     // Baskets are kept by day only: a week or month piece reads its days, labelled by its period.
     const { basket } = GRAINS[grain];
     const days = grain === 'day' ? range : { start: range.start, end: range.end && periodEnd(range.end, grain) };
-    const label = grain === 'day' ? sql.ref('date') : periodOf(database.kind, grain);
+    const label = grain === 'day' ? sql.ref('date') : periodOf(database.kind, grain, sql.ref('date'));
     for (const [n, list] of byShare) {
       for (let i = 0; i < list.length; i += basketTuning.perStatement) {
         const chunk = list.slice(i, i + basketTuning.perStatement);
@@ -212,12 +212,6 @@ async function basketOverCount(
     for (const r of rows) over.push({ date: r.date, overCount: Number(r.over_count) });
   }
   return over;
-}
-
-/** The first day of the week or month of `date`, as the database computes it (its date type). */
-function periodOf(kind: Database['kind'], grain: 'week' | 'month'): RawBuilder<unknown> {
-  if (grain === 'week') return kind === 'mysql' ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)` : sql`date(date, '-6 days', 'weekday 1')`;
-  return kind === 'mysql' ? sql`DATE_FORMAT(date, '%Y-%m-01')` : sql`(substr(date, 1, 8) || '01')`;
 }
 
 /** Basket names per statement (see basketOverCount); a property so tests can make it small. */

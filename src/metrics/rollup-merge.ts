@@ -370,19 +370,16 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
       const appending = Boolean(fresh && loadData);
       if (appending) await loadRows(db, table, columns, filter(rows, fresh!), false);
       const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
-      let chunk: unknown[][] = [];
-      const flush = async () => {
-        if (chunk.length === 0) return;
-        await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
-          ON DUPLICATE KEY UPDATE ${update}`.execute(db);
-        chunk = [];
+      const merged = function* () {
+        for (const row of rows()) {
+          noteDown(row);
+          if (!(appending && fresh!(row))) yield row;
+        }
       };
-      for (const row of rows()) {
-        noteDown(row);
-        if (appending && fresh!(row)) continue;
-        if (chunk.push(row) >= ROWS_PER_STATEMENT) await flush();
-      }
-      await flush();
+      await inStatements(merged(), (chunk) =>
+        sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
+          ON DUPLICATE KEY UPDATE ${update}`.execute(db),
+      );
     }
     if (down.length > 0) shrunk.set(table, { keys, rows: down });
   }
@@ -396,14 +393,9 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
       return;
     }
     if (loadData) return loadRows(db, table, columns, rows(), true);
-    let chunk: unknown[][] = [];
-    const flush = async () => {
-      if (chunk.length === 0) return;
-      await sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}`.execute(db);
-      chunk = [];
-    };
-    for (const row of rows()) if (chunk.push(row) >= ROWS_PER_STATEMENT) await flush();
-    await flush();
+    await inStatements(rows(), (chunk) =>
+      sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}`.execute(db),
+    );
   }
 
   async function removeEmpty(): Promise<void> {
@@ -450,6 +442,18 @@ async function loadRows(db: RollupDB, table: string, columns: string[], rows: It
     await load.settle();
     throw error;
   }
+}
+
+/** Runs `statement` on the rows, ROWS_PER_STATEMENT at a time. */
+async function inStatements(rows: Iterable<unknown[]>, statement: (chunk: unknown[][]) => Promise<unknown>): Promise<void> {
+  let chunk: unknown[][] = [];
+  for (const row of rows) {
+    if (chunk.push(row) >= ROWS_PER_STATEMENT) {
+      await statement(chunk);
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) await statement(chunk);
 }
 
 function* filter(rows: () => Iterable<unknown[]>, keep: (row: unknown[]) => boolean): Generator<unknown[]> {

@@ -152,6 +152,11 @@ export async function refreshCumulative(db: RollupDB, from: string | undefined):
     ) running WHERE ${since}`.execute(db);
 }
 
+/** The first day of the week or month of `date`, as the database computes it (its date type). */
+export function periodOf(kind: 'mysql' | 'sqlite', grain: 'week' | 'month', date: RawBuilder<unknown>) {
+  return grain === 'week' ? weekOf(kind, date) : monthOf(kind, date);
+}
+
 /** The Monday of the date's ISO week, as the database's date type. */
 function weekOf(kind: 'mysql' | 'sqlite', date: RawBuilder<unknown>) {
   return kind === 'mysql' ? sql`DATE_SUB(${date}, INTERVAL WEEKDAY(${date}) DAY)` : sql`date(${date}, '-6 days', 'weekday 1')`;
