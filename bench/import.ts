@@ -50,6 +50,8 @@ interface ImportRun {
   rows: number;
   peakRssMb: number;
   phases: Phases | null;
+  /** Per rollup table, as the import reports it: rows written and milliseconds. */
+  tables?: Record<string, { rows: number; ms: number }>;
 }
 
 /** Every numeric field, nested ones named by their path, so new phases show without a change here. */
@@ -69,9 +71,13 @@ async function worker(url: string, file: string, name: string): Promise<void> {
   await migrateToLatest(database.writer);
   // The import reports its phase times on 'import finished' (`phases`); older engines don't.
   let phases: Phases | null = null;
+  let tables: ImportRun['tables'];
   const log = {
     info: (obj: object, msg?: string) => {
-      if (msg === 'import finished' && 'phases' in obj) phases = numericFields(obj.phases);
+      if (msg === 'import finished' && 'phases' in obj) {
+        phases = numericFields(obj.phases);
+        if ('rollups' in obj) tables = (obj.rollups as { tables?: ImportRun['tables'] }).tables;
+      }
     },
     warn: () => {},
     error: () => {},
@@ -85,7 +91,7 @@ async function worker(url: string, file: string, name: string): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   await database.close();
   if (outcome.status !== 'success') throw new Error(`import ended ${outcome.status}: ${JSON.stringify(outcome.record)}`);
-  const run: ImportRun = { seconds, rows: outcome.record.num_rows, peakRssMb: process.resourceUsage().maxRSS / 1024, phases };
+  const run: ImportRun = { seconds, rows: outcome.record.num_rows, peakRssMb: process.resourceUsage().maxRSS / 1024, phases, tables };
   console.log(JSON.stringify(run));
 }
 
@@ -216,6 +222,17 @@ function printPhases(phases: Phases | null, totalSeconds: number, indent = '  ')
   console.log(`${indent}${'(sum)'.padEnd(width)} ${fmt(sum).padStart(9)} ms  ${pct(sum, total)} of ${fmt(total)} ms measured`);
 }
 
+/** rollups_ms broken down: each rollup table's rows written and time. */
+function printTables(tables: ImportRun['tables'], indent = '    '): void {
+  if (!tables) return;
+  const entries = Object.entries(tables);
+  const width = Math.max(...entries.map(([k]) => k.length));
+  console.log(`  rollups_ms by table (rows written, ms):`);
+  for (const [table, { rows, ms }] of entries) {
+    console.log(`${indent}${table.padEnd(width)} ${fmt(rows).padStart(10)} rows ${fmt(ms).padStart(7)} ms`);
+  }
+}
+
 async function machine(serverUrl: string | null): Promise<void> {
   const cpu = cpus();
   console.log(
@@ -300,6 +317,7 @@ async function main(): Promise<void> {
         `peak RSS ${first.peakRssMb.toFixed(0)} MB  ratio to baseline ${(first.seconds / baseline.seconds).toFixed(2)}×`,
     );
     printPhases(first.phases, first.seconds);
+    printTables(first.tables);
 
     const second = runWorker(url, again, 'sales-again.csv');
     console.log(
@@ -307,6 +325,7 @@ async function main(): Promise<void> {
         `peak RSS ${second.peakRssMb.toFixed(0)} MB  ratio to import ${(second.seconds / first.seconds).toFixed(2)}×`,
     );
     printPhases(second.phases, second.seconds);
+    printTables(second.tables);
 
     for (const run of [first, second]) {
       if (run.rows !== rows) throw new Error(`an import stored ${run.rows} rows, not ${rows}`);

@@ -4,6 +4,7 @@ import { loadConfig } from '../src/config.js';
 import { openDatabase, readConsistently } from '../src/db/connection.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
 import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
+import { importFile } from '../src/imports/import.service.js';
 import { rebuildRollups } from '../src/metrics/rollups.js';
 import { expectRollupsMatchRebuild, rollupSnapshot } from './support/rollups.js';
 import { countPeriods, periodsOf } from '../src/metrics/revenue.series.js';
@@ -385,6 +386,35 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
   });
 
   describe('kept from the stream of rows', () => {
+    it('when an import finishes, then its log says where the rollup time went, table by table, with the rows each got', async () => {
+      const file = h.writeCsv('profiled.csv', csv([
+        ['2024-06-03', 'F-1', 'P-1', '1.00'],
+        ['2024-06-03', 'F-1', 'P-2', '2.00'],
+        ['2024-06-04', 'F-2', 'P-1', '3.00'],
+        ['2024-06-11', 'F-3', 'P-1', '4.00'],
+      ]));
+      const finished: Array<Record<string, unknown>> = [];
+      const log = { info: (obj: object, msg?: string) => void (msg === 'import finished' && finished.push(obj as Record<string, unknown>)), warn: () => {}, error: () => {} };
+      const outcome = await importFile(h.database, file, 'profiled.csv', { onError: 'fail', log });
+      expect(outcome.status).toBe('success');
+      const { phases, rollups } = finished[0] as { phases: Record<string, number>; rollups: { mode: string; tables: Record<string, { rows: number; ms: number }> } };
+      expect(Object.keys(phases).sort()).toEqual(['aggregate_ms', 'commit_ms', 'load_ms', 'read_ms', 'rollups_ms']);
+      expect(rollups.mode).toBe('stream');
+      const rows = Object.fromEntries(Object.entries(rollups.tables).map(([table, t]) => [table, t.rows]));
+      // Three dates; (product, date): P-1 ×3, P-2 ×1; (product, week): P-1 in two weeks, P-2 in one;
+      // one basket (P-1 + P-2) on one date, with its two products.
+      expect(rows).toMatchObject({
+        revenue_daily: 3,
+        revenue_daily_product: 4,
+        revenue_weekly_product: 3,
+        revenue_monthly_product: 2,
+        revenue_daily_basket: 1,
+        revenue_basket_products: 2,
+      });
+      for (const t of Object.values(rollups.tables)) expect(t.ms).toBeGreaterThanOrEqual(0);
+      await expectRollupsMatchRebuild(h.database);
+    });
+
     it('when an order continues in a later file whose order ids meet the first one\'s, then its facts are recomputed once', async () => {
       await load([
         ['2024-05-01', 'A-1', 'P-1', '1.00'],

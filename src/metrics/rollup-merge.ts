@@ -210,7 +210,7 @@ export async function writeDelta(
   database: Database,
   delta: RollupDelta,
   options: { /** MySQL: rows for keys no table holds yet go in by LOAD DATA LOCAL INFILE. */ loadData: boolean },
-): Promise<void> {
+): Promise<RollupWriteProfile> {
   const kind = database.kind;
   const money = (cents: Cents) => (kind === 'mysql' ? formatCents(cents) : typeof cents === 'number' ? cents : toSafeNumber(cents));
   // Dates after the last one stored are new to every table, and so are their weeks and months
@@ -287,10 +287,14 @@ export async function writeDelta(
     for (const d of delta.multidayDays) yield [d.orderId, d.date, d.prevDate];
   });
 
-  await writer.removeEmpty();
-  if (firstMonth !== undefined) await refreshCumulative(db, firstMonth);
+  await writer.timed('(empty rows removed)', () => writer.removeEmpty());
+  if (firstMonth !== undefined) await writer.timed('revenue_product_cum', () => refreshCumulative(db, firstMonth));
   await bumpDataVersion(db, kind);
+  return writer.profile;
 }
+
+/** Per rollup table: rows the change wrote to it and milliseconds spent (its part of `rollups_ms`). */
+export type RollupWriteProfile = Record<string, { rows: number; ms: number }>;
 
 const weeks = new Map<string, string>();
 /** The Monday of the date's ISO week (remembered: a change has few distinct dates). */
@@ -339,12 +343,49 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
   /** Keys of rows whose count went down, per table: the only ones that may now be empty. */
   const shrunk = new Map<string, { keys: string[]; rows: unknown[][] }>();
   const sqlite = database.kind === 'sqlite' ? database.sqliteWriter! : undefined;
+  const profile: RollupWriteProfile = {};
+  /** Runs `write` and adds its time, and the rows it passed, to the table's entry. */
+  async function timed(table: string, write: () => Promise<void>, rows = 0): Promise<void> {
+    const started = performance.now();
+    await write();
+    const entry = (profile[table] ??= { rows: 0, ms: 0 });
+    entry.rows += rows;
+    entry.ms += Math.round(performance.now() - started);
+  }
+  /** The rows of `rows()`, counted into `counter.n` as they pass. */
+  function counted(rows: () => Iterable<unknown[]>, counter: { n: number }): () => Iterable<unknown[]> {
+    return function* () {
+      for (const row of rows()) {
+        counter.n++;
+        yield row;
+      }
+    };
+  }
 
   /**
    * Adds each row's values to the stored row of its key, or stores it. `fresh` tells rows whose
    * key no stored row can hold: on MySQL those are appended in bulk.
    */
   async function upsert(
+    table: string,
+    keys: string[],
+    adds: string[],
+    rows: () => Iterable<unknown[]>,
+    fresh?: (row: unknown[]) => boolean,
+  ): Promise<void> {
+    // `rows()` may be walked twice on MySQL (appended rows, then the others): count one walk.
+    const counter = { n: 0 };
+    const once = { walked: false };
+    const walk = () => {
+      if (once.walked) return rows();
+      once.walked = true;
+      return counted(rows, counter)();
+    };
+    await timed(table, () => upsertRows(table, keys, adds, walk, fresh));
+    profile[table]!.rows += counter.n;
+  }
+
+  async function upsertRows(
     table: string,
     keys: string[],
     adds: string[],
@@ -385,6 +426,12 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
   }
 
   async function insertMissing(table: string, columns: string[], rows: () => Iterable<unknown[]>): Promise<void> {
+    const counter = { n: 0 };
+    await timed(table, () => insertMissingRows(table, columns, counted(rows, counter)));
+    profile[table]!.rows += counter.n;
+  }
+
+  async function insertMissingRows(table: string, columns: string[], rows: () => Iterable<unknown[]>): Promise<void> {
     if (sqlite) {
       const statement = sqlite.prepare(
         `INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
@@ -409,7 +456,7 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
     }
   }
 
-  return { upsert, insertMissing, removeEmpty };
+  return { upsert, insertMissing, removeEmpty, timed, profile };
 }
 
 /** MySQL: appends rows with LOAD DATA LOCAL INFILE (`ignore`: rows whose key is stored are skipped). */

@@ -17,6 +17,7 @@ import {
   thenJoin,
   writeDelta,
   type Lines,
+  type RollupWriteProfile,
 } from './rollup-merge.js';
 import type { RollupTables } from './rollups.js';
 
@@ -49,6 +50,11 @@ export interface RollupUpkeepReport {
   /** `stream`: from the rows; `orders`: facts recomputed from the file's stored orders. */
   mode: 'stream' | 'orders';
   sharedOrders: number;
+  /**
+   * Where the rollup time went: each table's rows written and milliseconds, and the reads of
+   * `sales` (`(sales read)`) and multi-date recompute (`(multi-date orders)`) when there were any.
+   */
+  tables: RollupWriteProfile;
 }
 
 /** Completes and writes the delta an import's stream gathered. Runs after the last row is stored. */
@@ -61,6 +67,8 @@ export async function keepRollupsAfterImport(
 ): Promise<RollupUpkeepReport> {
   const db = trx.withTables<RollupTables>();
   const kind = database.kind;
+  const started = performance.now();
+  const since = (t: number) => ({ rows: 0, ms: Math.round(performance.now() - t) });
   delta.endRuns();
   const replacedOrders = sql`SELECT order_id FROM sales_history WHERE replaced_by_import_id = ${importId}`;
 
@@ -73,10 +81,12 @@ export async function keepRollupsAfterImport(
     if (facts.replaced > 0) await listOrdersOf(db, kind, importId, replacedLines(importId));
     await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, { sums: false, orders: true });
     await addLines(db, kind, delta, listedLinesBefore(kind, importId, facts.replaced > 0), -1, { sums: false, orders: true });
-    await writeDelta(db, database, delta, { loadData: facts.loadData });
+    const read = since(started);
+    const tables = await writeDelta(db, database, delta, { loadData: facts.loadData });
+    const recomputing = performance.now();
     await recomputeMultiDateOrders(db, kind, importId);
     await clearListedOrders(db, importId);
-    return { mode: 'orders', sharedOrders: 0 };
+    return { mode: 'orders', sharedOrders: 0, tables: { '(sales read)': read, ...tables, '(multi-date orders)': since(recomputing) } };
   }
 
   // The rows replaced, as the stream would have seen them: their sums always come off; each run
@@ -108,12 +118,16 @@ export async function keepRollupsAfterImport(
       WHERE r.change_id = ${importId} AND s.imported_file_id = ${importId}`;
     await addLines(db, kind, delta, counted, -1, { sums: false, orders: true });
   }
-  await writeDelta(db, database, delta, { loadData: facts.loadData });
+  const read = since(started);
+  const tables = await writeDelta(db, database, delta, { loadData: facts.loadData });
+  if (read.ms > 0) tables['(sales read)'] = read;
   if (shared > 0) {
+    const recomputing = performance.now();
     await recomputeMultiDateOrders(db, kind, importId);
     await clearListedOrders(db, importId);
+    tables['(multi-date orders)'] = since(recomputing);
   }
-  return { mode: 'stream', sharedOrders: shared };
+  return { mode: 'stream', sharedOrders: shared, tables };
 }
 
 /** The lines the listed orders had before import `importId`: other imports' lines, and those it replaced. */
