@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import SqliteDatabase from 'better-sqlite3';
 import { createConnection } from 'mysql2/promise';
 import { parseDatabaseUrl } from '../src/config.js';
-import { openDatabase } from '../src/db/connection.js';
+import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { importFile } from '../src/imports/import.service.js';
 import type { SaleRow } from '../src/imports/sales-row.js';

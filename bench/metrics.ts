@@ -29,10 +29,10 @@ import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
 import { buildApp } from '../src/app.js';
 import { loadConfig, parseDatabaseUrl } from '../src/config.js';
-import { openDatabase } from '../src/db/connection.js';
+import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { importFile } from '../src/imports/import.service.js';
-import { rebuildRollups } from '../src/metrics/rollups.js';
+import { rebuildRollups } from '../src/write/rollup-rebuild.js';
 import { generateSalesCsv } from './sales-generator.js';
 
 const { values } = parseArgs({
@@ -172,7 +172,7 @@ async function ensureLoaded(kind: string, rows: number): Promise<string> {
       );
       // What the rollups cost by themselves: the same work again, from scratch.
       started = performance.now();
-      await rebuildRollups(database.writer, database.kind);
+      await rebuildRollups(database);
       console.log(`  rollups rebuilt from scratch in ${((performance.now() - started) / 1000).toFixed(1)} s (the import above includes building them)`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

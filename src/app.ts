@@ -18,7 +18,7 @@ import { Lifecycle } from './lifecycle.js';
 import { LOG_REDACT } from './log.js';
 import { MetricsCache, registerCacheInvalidation } from './metrics/answer-cache.js';
 import { revenueRoutes } from './metrics/revenue.routes.js';
-import { readDataVersion } from './metrics/rollups.js';
+import { readDataVersion } from './db/data-version.js';
 import { Telemetry } from './telemetry.js';
 
 export interface AppOptions {

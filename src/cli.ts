@@ -2,8 +2,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openDatabase } from './db/connection.js';
-import { backupDatabase, defaultBackupPath } from './db/backup.js';
+import { openDatabase, backupDatabase, defaultBackupPath } from './db/dialects/index.js';
 import { migrateDown, migrateToLatest, schemaStatus } from './db/migrator.js';
 import { importFolder, recoverInterruptedImports, type FolderResult, type OnError } from './imports/import.service.js';
 import { progressReporter } from './imports/progress-reporter.js';

@@ -90,16 +90,3 @@ export function divideRounded(cents: bigint, divisor: bigint): bigint {
 function clip(text: string): string {
   return text.length > 40 ? `${text.slice(0, 40)}…` : text;
 }
-
-/** Cents as the database column takes them: a DECIMAL string on MySQL, integer cents on SQLite. */
-export function centsToDb(kind: 'mysql' | 'sqlite', cents: number): string | number {
-  return kind === 'mysql' ? formatCents(cents) : cents;
-}
-
-/** An amount or SUM as the database returns it (DECIMAL string on MySQL, integer cents on SQLite) → cents. */
-export function centsFromDb(kind: 'mysql' | 'sqlite', value: string | number | bigint | null): bigint {
-  if (value === null) return 0n;
-  if (kind === 'mysql') return decimalToCents(String(value));
-  if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new RangeError(`inexact cents: ${value}`);
-  return BigInt(value);
-}

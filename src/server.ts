@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { assertServable, type Config } from './config.js';
-import { openDatabase, type Database } from './db/connection.js';
+import { type Database } from './db/database.js';
+import { openDatabase } from './db/dialects/index.js';
 import { migrateToLatest } from './db/migrator.js';
 import { recoverInterruptedImports } from './imports/import.service.js';
 import { Lifecycle } from './lifecycle.js';

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,8 @@ import { createConnection, type Connection } from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import type { Config } from '../src/config.js';
-import { openDatabase, type Database } from '../src/db/connection.js';
+import { type Database } from '../src/db/database.js';
+import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { recoverInterruptedImports } from '../src/imports/import.service.js';
 import { createTestDatabase, MYSQL_URL, type TestDatabase } from './support/databases.js';
@@ -223,7 +225,7 @@ describe('SQLite that cannot be written', () => {
     writeFileSync(path.join(salesDir, 'b.csv'), csv([['2024-01-06', 'RO-2', 'P-1', '7.00']]));
 
     // The writer connection can no longer write (what a read-only file or mount does to SQLite).
-    database.sqliteWriter!.pragma('query_only = ON');
+    await sql`PRAGMA query_only = ON`.execute(database.writer);
     const res = await app.inject({ method: 'POST', url: '/api/import-sales' });
     expect(res.statusCode, res.body).toBe(503);
     expect(res.json()).toEqual({
@@ -236,7 +238,7 @@ describe('SQLite that cannot be written', () => {
     expect((await app.inject({ url: '/api/metrics/revenue' })).json()).toMatchObject({ total_revenue: '5.00', sale_count: 1 });
     expect((await app.inject({ url: '/health' })).statusCode).toBe(200);
 
-    database.sqliteWriter!.pragma('query_only = OFF');
+    await sql`PRAGMA query_only = OFF`.execute(database.writer);
     const again = await app.inject({ method: 'POST', url: '/api/import-sales' });
     expect(again.json()).toMatchObject({ files: [{ status: 'skipped' }, { filename: 'b.csv', status: 'success', num_rows: 1 }] });
     expect((await app.inject({ url: '/api/metrics/revenue' })).json()).toMatchObject({ total_revenue: '12.00', sale_count: 2 });

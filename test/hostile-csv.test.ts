@@ -2,9 +2,14 @@ import { rmSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_RECORD_CHARS } from '../src/imports/csv-reader.js';
-import { centsFromDb, formatCents } from '../src/money.js';
+import { formatCents } from '../src/money.js';
+import { dialectModule } from '../src/db/dialects/index.js';
 import { DIALECTS } from './support/databases.js';
 import { useHarness } from './support/harness.js';
+
+/** Money through a database's columns, as its dialect converts it. */
+const centsFromDb = (kind: 'sqlite' | 'mysql', value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
+
 
 /**
  * Hostile files through the real import API (the folder run and the upload): whatever the bytes,

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
-import { openDatabase } from '../src/db/connection.js';
+import { openDatabase } from '../src/db/dialects/index.js';
 import { acquireLease, releaseLease } from '../src/imports/import-lease.js';
 import { importFile } from '../src/imports/import.service.js';
 import { formatCents } from '../src/money.js';
@@ -86,11 +86,11 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
       await migrateToLatest(other.writer);
       // The first database's import lock for this file, held as by an import running there.
       const outcome = await h.database.writer.connection().execute(async (conn) => {
-        expect(await acquireLease('mysql', conn, sha256)).toBe(true);
+        expect(await acquireLease(h.database, conn, sha256)).toBe(true);
         try {
           return await importFile(other, file, 'same.csv', { onError: 'fail', log: quiet, mysqlLoadMethod });
         } finally {
-          await releaseLease('mysql', conn, sha256);
+          await releaseLease(h.database, conn, sha256);
         }
       });
       expect(outcome.status).toBe('success');
@@ -147,13 +147,13 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
       // What shutdown does: the signal (MySQL's wait checks it every second), and on SQLite the
       // database closing (its wait checks that between tries).
       stop.abort();
-      if (instance.kind === 'sqlite') void instance.close();
+      if (instance.dialect.name === 'sqlite') void instance.close();
       const ended = await Promise.race([
         importing.then((o) => `${o.status}: ${o.record.error_message}`, (error: Error) => `${error.name}: ${error.message}`),
         new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
       ]);
       expect(ended).toBe(
-        instance.kind === 'sqlite'
+        instance.dialect.name === 'sqlite'
           ? 'WriteLockWaitAborted: shutting down while waiting for the write lock'
           : 'failed: interrupted by shutdown; the next import run takes the file again',
       );

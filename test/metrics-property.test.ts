@@ -1,13 +1,18 @@
 import { sql } from 'kysely';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { prng } from '../bench/sales-generator.js';
-import { centsFromDb, formatCents } from '../src/money.js';
+import { formatCents } from '../src/money.js';
+import { dialectModule } from '../src/db/dialects/index.js';
 import { snapshotTuning } from '../src/metrics/daily-snapshot.js';
-import { bulkLoadTuning } from '../src/imports/sales-writers.js';
+import { bulkLoadTuning } from '../src/db/dialects/sqlite/tuning.js';
 import { expectRollupsMatchRebuild } from './support/rollups.js';
 import { basketTuning } from '../src/metrics/revenue.queries.js';
 import { DIALECTS } from './support/databases.js';
 import { csv, useHarness } from './support/harness.js';
+
+/** Money through a database's columns, as its dialect converts it. */
+const centsFromDb = (kind: 'sqlite' | 'mysql', value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
+
 
 /**
  * Property test: on seeded random data (orders whose lines carry several dates, refunds, a second

@@ -1,11 +1,12 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { openDatabase, readConsistently } from '../src/db/connection.js';
+import { readConsistently } from '../src/db/database.js';
+import { openDatabase } from '../src/db/dialects/index.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
 import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
 import { importFile } from '../src/imports/import.service.js';
-import { rebuildRollups } from '../src/metrics/rollups.js';
+import { rebuildRollups } from '../src/write/rollup-rebuild.js';
 import { expectRollupsMatchRebuild, rollupSnapshot } from './support/rollups.js';
 import { countPeriods, periodsOf } from '../src/metrics/revenue.series.js';
 import { revenueTotals } from '../src/metrics/revenue.queries.js';
@@ -226,7 +227,7 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
         // MySQL 8 cuts GROUP_CONCAT at 1024 bytes by default (MariaDB at 1 MiB): the rebuild lifts the cut itself.
         await h.database.writer.connection().execute(async (conn) => {
           await sql`SET SESSION group_concat_max_len = 1024`.execute(conn);
-          await rebuildRollups(conn, 'mysql');
+          await rebuildRollups(h.database, conn);
         });
       }
       const baskets = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM revenue_daily_basket WHERE date = '2024-03-05'`.execute(h.database.db);
@@ -540,7 +541,7 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
 
     // rebuildRollups recomputes the same tables from scratch.
     const before = await snapshot();
-    await rebuildRollups(h.database.writer, kind);
+    await rebuildRollups(h.database);
     expect(await snapshot()).toEqual(before);
   });
 
@@ -555,7 +556,7 @@ describe.each(DIALECTS)('revenue rollups and the new questions on %s', (kind) =>
     const weeks = await get(`/api/metrics/revenue/series?${both}&granularity=week`);
     expect(weeks.body.periods.map((p: { order_count: number }) => p.order_count)).toEqual([0, 1, 1, 0, 0, 0]);
     const before = await snapshot();
-    await rebuildRollups(h.database.writer, kind);
+    await rebuildRollups(h.database);
     expect(await snapshot()).toEqual(before);
   });
 

@@ -1,13 +1,17 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  centsFromDb,
-  centsToDb,
   decimalToCents,
   divideRounded,
   formatCents,
   parseAmountCents,
 } from '../src/money.js';
+import { dialectModule } from '../src/db/dialects/index.js';
+
+/** Money through a database's columns, as its dialect converts it. */
+const centsFromDb = (kind: 'sqlite' | 'mysql', value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
+const centsToDb = (kind: 'sqlite' | 'mysql', cents: number) => dialectModule(kind).centsToDb(cents);
+
 
 describe('parseAmountCents', () => {
   it.each([

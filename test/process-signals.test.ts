@@ -7,7 +7,8 @@ import path from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
-import { openDatabase, type Database } from '../src/db/connection.js';
+import { type Database } from '../src/db/database.js';
+import { openDatabase } from '../src/db/dialects/index.js';
 import { createTestDatabase, DIALECTS, type TestDatabase } from './support/databases.js';
 
 // Real processes, real signals: the built CLI (npm test builds it first) importing a file large

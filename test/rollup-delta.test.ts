@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { basketKey, basketName, idLess, RollupDelta, splitBasketKey } from '../src/metrics/rollup-delta.js';
+import { basketKey, basketName, idLess, RollupDelta, splitBasketKey } from '../src/write/rollup-delta.js';
 
 describe('RollupDelta', () => {
   it('when sums pass the exact range of doubles, then they stay exact to the cent', () => {

@@ -1,5 +1,5 @@
 import { Migrator, sql, type MigrationResultSet } from 'kysely';
-import type { DB } from './connection.js';
+import type { DB } from './database.js';
 import { migrations } from './migrations/index.js';
 
 /** The one migrator used by `npm start`, the CLI and the tests. */

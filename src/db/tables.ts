@@ -72,7 +72,38 @@ export interface SalesStagingTable {
   amount_sgd: ColumnType<string | number, string | number, string | number>;
 }
 
-export interface Tables {
+/**
+ * The pre-aggregated revenue tables (created by migrations 2026-11-25T0200-revenue-rollups,
+ * 2026-12-01T0000-basket-rollups, 2026-12-01T0100-period-rollups, reshaped by
+ * 2026-12-06T0000-stream-rollups) kept by every change to `sales` (src/write/rollup-upkeep.ts) and
+ * rebuilt from it by src/write/rollup-rebuild.ts, the reference the upkeep is tested against.
+ * Money columns hold what `sales.amount_sgd` holds on each database
+ * (DECIMAL on MySQL, integer cents on SQLite); read them only through the dialect's `centsFromDb`.
+ */
+export type RollupTables = {
+  revenue_daily: { date: string; revenue: string | number; sale_count: number; order_count: number };
+  revenue_daily_product: { product_id: string; date: string; revenue: string | number; sale_count: number };
+  revenue_monthly_product: { month: string; product_id: string; revenue: string | number; sale_count: number };
+  /** Running sums of revenue_monthly_product over all months so far, per product. */
+  revenue_product_cum: { product_id: string; month: string; revenue: string | number; sale_count: number | string };
+  revenue_multiday_lines: { order_id: string; product_id: string; date: string };
+  /** The distinct (order, date) pairs of revenue_multiday_lines, with the order's date before. */
+  revenue_multiday_days: { order_id: string; date: string; prev_date: string | null };
+  /**
+   * Per basket (an order's set of products on one date, when it holds two or more) and date: how
+   * many orders hold exactly that set that day.
+   */
+  revenue_daily_basket: { basket: string; date: string; order_count: number };
+  /** The products of each basket (never removed: a basket's products are its name). */
+  revenue_basket_products: { product_id: string; basket: string };
+  /** revenue_daily_product summed by ISO week (labelled by its Monday). */
+  revenue_weekly_product: { product_id: string; week: string; revenue: string | number; sale_count: number };
+  data_version: { id: number; version: number | string };
+  /** The orders one change (import or undo, by id) recomputes from their stored lines. */
+  rollup_orders: { change_id: number; order_id: string };
+};
+
+export interface Tables extends RollupTables {
   imported_files: ImportedFilesTable;
   sales: SalesTable;
   sales_history: SalesHistoryTable;

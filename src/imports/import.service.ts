@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Log } from '../log.js';
-import type { Database, DB } from '../db/connection.js';
+import type { Database, DB } from '../db/database.js';
 import type { ImportStatus } from '../db/tables.js';
-import { serializedWrites, withWriteLock, WriteLockWaitAborted } from '../db/write-lock.js';
+import { serializedWrites, WriteLockWaitAborted } from '../db/write-lock.js';
 import { CsvFormatError } from './csv-reader.js';
 import { streamRows } from './sales-stream.js';
 import { acquireLease, activeHere, holdOwnerLease, isAbandoned, OWNER, releaseLease } from './import-lease.js';
@@ -20,9 +20,9 @@ import {
 import type { RowError } from './sales-row.js';
 import { listSalesFiles, openSalesFile, refusedOutcome, withSalesFile, type OpenedSalesFile } from './sales-folder.js';
 import { noteSalesCommitted } from '../metrics/answer-cache.js';
-import { RollupDelta } from '../metrics/rollup-delta.js';
-import { keepRollupsAfterImport, type RollupUpkeepReport } from '../metrics/rollup-upkeep.js';
-import { createSalesWriter, isBulkLoad, type MysqlLoadMethod } from './sales-writers.js';
+import { RollupDelta } from '../write/rollup-delta.js';
+import { keepRollupsAfterImport, type RollupUpkeepReport } from '../write/rollup-upkeep.js';
+import type { MysqlLoadMethod } from '../db/sales-writer.js';
 
 export type OnError = 'fail' | 'skip';
 
@@ -111,7 +111,7 @@ export function summarize(files: FileOutcome[]): FolderResult['summary'] {
 export async function recoverInterruptedImports(database: Database, log: Log): Promise<number> {
   let recovered = 0;
   for (const record of await listProcessingImports(database.db)) {
-    if (!(await isAbandoned(database.kind, database.db, record))) continue;
+    if (!(await isAbandoned(database, database.db, record))) continue;
     const taken = await writeRecord(database.writer, (trx) =>
       updateImportIf(
         trx,
@@ -192,7 +192,7 @@ async function importOneFile(
     if (existing && (existing.status === 'success' || existing.status === 'partial')) {
       return skipped(existing, filename, `already imported as ${existing.filename} (import ${existing.id})`);
     }
-    if (!(await acquireLease(database.kind, conn, file.sha256))) {
+    if (!(await acquireLease(database, conn, file.sha256))) {
       const holder = existing ?? (await findImportBySha(conn, file.sha256));
       return skipped(holder!, filename, `being imported by another process (import ${holder?.id ?? '?'})`);
     }
@@ -204,7 +204,7 @@ async function importOneFile(
       return await loadClaimed(database, conn, claimed.id, file, options);
     } finally {
       activeHere.delete(file.sha256);
-      await releaseLease(database.kind, conn, file.sha256).catch(() => {});
+      await releaseLease(database, conn, file.sha256).catch(() => {});
     }
   });
 }
@@ -251,12 +251,12 @@ export function startFolderImport(
         try {
           for (const { file, id } of queue) {
             const outcome = await database.writer.connection().execute(async (conn) => {
-              await acquireLease(database.kind, conn, file.sha256);
+              await acquireLease(database, conn, file.sha256);
               try {
                 return await loadClaimed(database, conn, id, file, options);
               } finally {
                 activeHere.delete(file.sha256);
-                await releaseLease(database.kind, conn, file.sha256).catch(() => {});
+                await releaseLease(database, conn, file.sha256).catch(() => {});
               }
             });
             options.onFileDone?.(outcome);
@@ -323,8 +323,8 @@ async function loadClaimed(
   let status: 'success' | 'partial' | 'failed';
   let message: string | null = null;
   try {
-    const bulk = await isBulkLoad(database, file.size);
-    status = await withWriteLock(database.kind, conn, () =>
+    const bulk = await database.dialect.isBulkLoad(file.size);
+    status = await database.dialect.withWriteLock(conn, () =>
       conn.transaction().execute(async (trx) => {
         const target = { path: file.filePath, sha256: file.sha256, size: file.size, bulk };
         await loadRows(database, trx, id, target, tally, options, trackProgress);
@@ -429,7 +429,7 @@ async function claim(
     if (existing.status === 'success' || existing.status === 'partial') {
       return { skip: skipped(existing, file.filename, `already imported as ${existing.filename} (import ${existing.id})`) };
     }
-    if (existing.status === 'processing' && !(await isAbandoned(database.kind, conn, existing))) {
+    if (existing.status === 'processing' && !(await isAbandoned(database, conn, existing))) {
       return { skip: skipped(existing, file.filename, `being imported by another process (import ${existing.id})`) };
     }
     const expected = { status: existing.status, owner: existing.owner };
@@ -480,7 +480,7 @@ async function loadRows(
 ): Promise<void> {
   const { signal, log } = options;
   const { phases } = tally;
-  const writer = await createSalesWriter(database, trx, importId, options.mysqlLoadMethod ?? 'auto', file.bulk);
+  const writer = await database.dialect.createSalesWriter(trx, importId, { mysqlLoadMethod: options.mysqlLoadMethod ?? 'auto', bulk: file.bulk });
   if (writer.method !== lastMethod) {
     lastMethod = writer.method;
     log.info({ method: writer.method }, 'bulk load path in use');
@@ -495,7 +495,7 @@ async function loadRows(
   };
   const changed = () =>
     new CsvFormatError('the file changed while it was being imported; import it again once it is complete');
-  const delta = new RollupDelta(database.kind === 'mysql');
+  const delta = new RollupDelta(database.dialect.idsPadSpaces);
 
   const streamStarted = performance.now();
   try {
@@ -553,7 +553,7 @@ async function loadRows(
   // A strict import with a bad row rolls back: its rollups would be thrown away.
   if (options.onError === 'fail' && tally.rejectedRows > 0) return;
   const rollupStarted = performance.now();
-  const upkeep = await keepRollupsAfterImport(trx, database, importId, delta, { stored: writer.stored, replaced: writer.replaced, repeats, loadData: writer.method === 'mysql-load-data' });
+  const upkeep = await keepRollupsAfterImport(trx, database.dialect, importId, delta, { stored: writer.stored, replaced: writer.replaced, repeats, loadData: writer.loadsData });
   phases.rollups_ms = performance.now() - rollupStarted;
   tally.upkeep = upkeep;
 }

@@ -1,5 +1,5 @@
 import type { Insertable, Updateable } from 'kysely';
-import type { DB } from '../db/connection.js';
+import type { DB } from '../db/database.js';
 import type { ImportedFilesTable } from '../db/tables.js';
 
 /** Plain functions over `imported_files`; each takes the database or a transaction first. */

@@ -1,24 +1,12 @@
+import type { RowError, SaleRow } from '../db/sales-writer.js';
 import { parseAmountCents } from '../money.js';
 import { CsvFormatError, type CsvRecord } from './csv-reader.js';
 
 export const REQUIRED_COLUMNS = ['date', 'order_id', 'product_id', 'amount_sgd'] as const;
 export type Column = (typeof REQUIRED_COLUMNS)[number];
 
-/** A validated, normalised sale ready to store. */
-export interface SaleRow {
-  line: number;
-  date: string;
-  orderId: string;
-  productId: string;
-  amountCents: number;
-}
-
-/** What is wrong with one row: `column` is null when the whole row is at fault. */
-export interface RowError {
-  line: number;
-  column: string | null;
-  message: string;
-}
+/** The validated row and the row error are the store's shapes too (src/db/sales-writer.ts). */
+export type { RowError, SaleRow } from '../db/sales-writer.js';
 
 /** Where each required column sits in a record, plus the header's warnings. */
 export interface HeaderLayout {

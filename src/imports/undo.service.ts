@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
-import type { Database, DB } from '../db/connection.js';
-import { serializedWrites, withWriteLock } from '../db/write-lock.js';
+import type { Database, DB, Dialect } from '../db/database.js';
+import { serializedWrites } from '../db/write-lock.js';
 import { noteSalesCommitted } from '../metrics/answer-cache.js';
-import { keepRollupsAround } from '../metrics/rollup-upkeep.js';
+import { keepRollupsAround } from '../write/rollup-upkeep.js';
 import { findImportById, type ImportRecord } from './imports.repository.js';
 
 /** Why an import cannot be undone right now. */
@@ -27,7 +27,7 @@ export async function undoImport(database: Database, id: number, signal?: AbortS
     database.writer
       .connection()
       .execute((conn) =>
-        withWriteLock(database.kind, conn, () => conn.transaction().execute((trx) => revert(trx, database, id)), signal),
+        database.dialect.withWriteLock(conn, () => conn.transaction().execute((trx) => revert(trx, database, id)), signal),
       ),
   );
   noteSalesCommitted();
@@ -48,10 +48,10 @@ async function revert(trx: DB, database: Database, id: number): Promise<ImportRe
   if (!record) return undefined;
   refuseUndo(record);
 
-  const { kind } = database;
-  await keepRollupsAround(trx, database, id, async () => {
+  const { dialect } = database;
+  await keepRollupsAround(trx, dialect, id, async () => {
     await trx.deleteFrom('sales').where('imported_file_id', '=', id).execute();
-    await repointLaterHistory(trx, kind, id);
+    await repointLaterHistory(trx, dialect, id);
     await trx.deleteFrom('sales_history').where('imported_file_id', '=', id).execute();
     await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
       SELECT h.date, h.order_id, h.product_id, h.amount_sgd, h.imported_file_id, h.source_line
@@ -72,17 +72,19 @@ async function revert(trx: DB, database: Database, id: number): Promise<ImportRe
  * Rows of import `id` that a later import replaced sit in history as owned by `id`. With `id`
  * undone they stand for the row `id` had replaced (if any): copy that row's values over them.
  */
-async function repointLaterHistory(trx: DB, kind: Database['kind'], id: number): Promise<void> {
-  if (kind === 'mysql') {
-    await sql`UPDATE sales_history h2 JOIN sales_history h1
-        ON h1.replaced_by_import_id = ${id} AND h1.order_id = h2.order_id AND h1.product_id = h2.product_id
-      SET h2.date = h1.date, h2.amount_sgd = h1.amount_sgd, h2.imported_file_id = h1.imported_file_id, h2.source_line = h1.source_line
-      WHERE h2.imported_file_id = ${id}`.execute(trx);
-    return;
-  }
-  await sql`UPDATE sales_history AS h2
-    SET date = h1.date, amount_sgd = h1.amount_sgd, imported_file_id = h1.imported_file_id, source_line = h1.source_line
-    FROM sales_history AS h1
-    WHERE h1.replaced_by_import_id = ${id} AND h1.order_id = h2.order_id AND h1.product_id = h2.product_id
-      AND h2.imported_file_id = ${id}`.execute(trx);
+async function repointLaterHistory(trx: DB, dialect: Dialect, id: number): Promise<void> {
+  await dialect.sql
+    .updateJoined({
+      target: ['sales_history', 'h2'],
+      source: ['sales_history', 'h1'],
+      on: sql`h1.replaced_by_import_id = ${id} AND h1.order_id = h2.order_id AND h1.product_id = h2.product_id`,
+      set: [
+        ['date', sql.ref('h1.date')],
+        ['amount_sgd', sql.ref('h1.amount_sgd')],
+        ['imported_file_id', sql.ref('h1.imported_file_id')],
+        ['source_line', sql.ref('h1.source_line')],
+      ],
+      where: sql`h2.imported_file_id = ${id}`,
+    })
+    .execute(trx);
 }

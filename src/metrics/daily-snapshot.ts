@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
-import type { Database } from '../db/connection.js';
-import { centsFromDb } from '../money.js';
+import type { Database } from '../db/database.js';
 import { periodStart, type Granularity } from './calendar.js';
 import type { DayRevenue, RevenueTotals } from './revenue.queries.js';
-import { readDataVersion, type RollupTables } from './rollups.js';
+import { readDataVersion } from '../db/data-version.js';
 
 /** Past this many multi-date (order, date) pairs the snapshot is not kept in memory (tests: -1, never). */
 export const snapshotTuning = { maxPairs: 200_000 };
@@ -34,7 +33,7 @@ export class DailySnapshot {
    * is too large to mirror.
    */
   static async load(database: Database): Promise<DailySnapshot | undefined> {
-    const db = database.db.withTables<RollupTables>();
+    const db = database.db;
     for (;;) {
       const version = await readDataVersion(database.db);
       const pairs = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM revenue_multiday_days
@@ -49,7 +48,7 @@ export class DailySnapshot {
       if ((await readDataVersion(database.db)) !== version) continue;
       const days = daily.rows.map((r) => ({
         date: r.date,
-        revenueCents: centsFromDb(database.kind, r.revenue),
+        revenueCents: database.dialect.centsFromDb(r.revenue),
         saleCount: Number(r.sale_count),
         orderCount: Number(r.order_count),
       }));

@@ -1,8 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Database } from '../db/connection.js';
-import { centsFromDb } from '../money.js';
+import type { Database } from '../db/database.js';
 import { addDays, addMonths, daysInclusive, lastDayOfMonth, nextPeriodStart, periodEnd, periodStart, type Granularity } from './calendar.js';
-import { periodOf, type RollupDB, type RollupTables } from './rollups.js';
 
 /**
  * Reads ("selectors") over the revenue rollups (see rollups.ts). Dates are `YYYY-MM-DD` strings;
@@ -46,13 +44,6 @@ export interface RevenueFilter extends DateRange {
   productIds?: readonly string[] | undefined;
 }
 
-const views = new WeakMap<Database, RollupDB>();
-function rollups(database: Database): RollupDB {
-  let view = views.get(database);
-  if (!view) views.set(database, (view = database.db.withTables<RollupTables>()));
-  return view;
-}
-
 type Num = string | number | bigint | null;
 
 function inRange(column: string, range: DateRange): RawBuilder<unknown> {
@@ -68,7 +59,7 @@ function products(column: string, ids: readonly string[]): RawBuilder<unknown> {
 
 /** Total revenue, distinct orders and sales between two dates, for all or some products. */
 export async function revenueTotals(database: Database, filter: RevenueFilter): Promise<RevenueTotals> {
-  const db = rollups(database);
+  const db = database.db;
   const ids = filter.productIds ?? [];
   if (ids.length === 0) {
     const row = (
@@ -79,7 +70,7 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
         FROM revenue_daily WHERE ${inRange('date', filter)}`.execute(db)
     ).rows[0]!;
     return {
-      revenueCents: centsFromDb(database.kind, row.revenue),
+      revenueCents: database.dialect.centsFromDb(row.revenue),
       orderCount: Number(row.orders ?? 0) - Number(row.overlap ?? 0),
       saleCount: Number(row.sales ?? 0),
     };
@@ -109,7 +100,7 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
   const m = multiDate?.rows[0];
   const overCount = baskets + (m ? Number(m.order_days ?? 0) - Number(m.orders ?? 0) : 0);
   return {
-    revenueCents: centsFromDb(database.kind, sums.rows[0]?.revenue ?? null),
+    revenueCents: database.dialect.centsFromDb(sums.rows[0]?.revenue ?? null),
     orderCount: saleCount - overCount,
     saleCount,
   };
@@ -120,16 +111,15 @@ export async function revenueTotals(database: Database, filter: RevenueFilter): 
  * Each day's order_count is that day's distinct orders.
  */
 export async function revenueByDay(database: Database, filter: RevenueFilter): Promise<DayRevenue[]> {
-  const db = rollups(database);
+  const db = database.db;
   const ids = filter.productIds ?? [];
-  const kind = database.kind;
   if (ids.length === 0) {
     const { rows } = await sql<{ date: string; revenue: Num; sale_count: Num; order_count: Num }>`
       SELECT date, revenue, sale_count, order_count FROM revenue_daily
       WHERE ${inRange('date', filter)} ORDER BY date`.execute(db);
     return rows.map((r) => ({
       date: r.date,
-      revenueCents: centsFromDb(kind, r.revenue),
+      revenueCents: database.dialect.centsFromDb(r.revenue),
       orderCount: Number(r.order_count),
       saleCount: Number(r.sale_count),
     }));
@@ -172,7 +162,7 @@ async function basketOverCount(
   ids: readonly string[],
   pieces: Array<{ grain: Grain } & DateRange>,
 ): Promise<Array<{ date: string; overCount: number }>> {
-  const db = rollups(database);
+  const db = database.db;
   const { rows: mixing } = await sql<{ basket: string; n: Num }>`
     SELECT basket, COUNT(*) AS n FROM revenue_basket_products WHERE ${products('product_id', ids)}
     GROUP BY basket HAVING COUNT(*) > 1`.execute(db);
@@ -192,7 +182,7 @@ async function basketOverCount(
     // Baskets are kept by day only: a week or month piece reads its days, labelled by its period.
     const { basket } = GRAINS[grain];
     const days = grain === 'day' ? range : { start: range.start, end: range.end && periodEnd(range.end, grain) };
-    const label = grain === 'day' ? sql.ref('date') : periodOf(database.kind, grain, sql.ref('date'));
+    const label = grain === 'day' ? sql.ref('date') : (grain === 'week' ? database.dialect.sql.weekOf : database.dialect.sql.monthOf)(sql.ref('date'));
     for (const [n, list] of byShare) {
       for (let i = 0; i < list.length; i += basketTuning.perStatement) {
         const chunk = list.slice(i, i + basketTuning.perStatement);
@@ -250,14 +240,14 @@ async function productSeries(
       WHERE ${products('product_id', ids)} AND ${inRange(key, range)}`;
   });
   const [sums, over] = await Promise.all([
-    sql<{ date: string; revenue: Num; sale_count: Num }>`${sql.join(parts, sql` UNION ALL `)}`.execute(rollups(database)),
+    sql<{ date: string; revenue: Num; sale_count: Num }>`${sql.join(parts, sql` UNION ALL `)}`.execute(database.db),
     // One product: one line per order and product, nothing to take off.
     ids.length === 1 ? [] : basketOverCount(database, ids, pieces),
   ]);
   const byDate = new Map<string, DayRevenue>();
   for (const r of sums.rows) {
     const entry = byDate.get(r.date) ?? { date: r.date, revenueCents: 0n, orderCount: 0, saleCount: 0 };
-    entry.revenueCents += centsFromDb(database.kind, r.revenue);
+    entry.revenueCents += database.dialect.centsFromDb(r.revenue);
     entry.saleCount += Number(r.sale_count);
     entry.orderCount += Number(r.sale_count);
     byDate.set(r.date, entry);
@@ -283,7 +273,7 @@ export async function seriesOverCount(
 ): Promise<string[]> {
   const ids = filter.productIds ?? [];
   if (granularity === 'day' || ids.length === 1) return [];
-  const db = rollups(database);
+  const db = database.db;
   if (ids.length === 0) {
     const { rows } = await sql<{ date: string; prev_date: string }>`
       SELECT date, prev_date FROM revenue_multiday_days
@@ -307,7 +297,7 @@ export async function seriesOverCount(
 
 /** First and last sale date, or undefined when there are no sales. */
 export async function saleDateBounds(database: Database): Promise<{ first: string; last: string } | undefined> {
-  const row = await rollups(database)
+  const row = await database.db
     .selectFrom('revenue_daily')
     .select((eb) => [eb.fn.min('date').as('first'), eb.fn.max('date').as('last')])
     .executeTakeFirstOrThrow();
@@ -329,18 +319,17 @@ export interface ProductRevenue {
  * the range; `ids`: only those products.
  */
 function productPrefixParts(database: Database, range: DateRange, ids: readonly string[]): RawBuilder<unknown>[] {
-  const mysql = database.kind === 'mysql';
   const parts: RawBuilder<unknown>[] = [];
   const only = (column: string) => (ids.length === 0 ? sql`1 = 1` : products(column, ids));
   const signed = (column: RawBuilder<unknown>, sign: 1 | -1) => (sign === 1 ? column : sql`-${column}`);
   /** Per product, ± the row of `table` with the latest `key` in [from, to]. */
   const latest = (table: 'revenue_product_cum', from: string | undefined, to: string | undefined, sign: 1 | -1) => {
     const key = 'month';
-    // MySQL finds each product's latest row with a loose index scan of the primary key.
-    const hint = mysql ? sql` FORCE INDEX (PRIMARY)` : sql``;
+    // Each product's latest row, by a loose index scan of the primary key (named where needed).
+    const scan = database.dialect.sql.indexed(table, 'p', 'PRIMARY');
     parts.push(sql`SELECT t.product_id AS product_id, ${signed(sql.ref('t.revenue'), sign)} AS revenue,
         ${signed(sql.ref('t.sale_count'), sign)} AS sale_count
-      FROM (SELECT product_id, MAX(${sql.ref(key)}) AS k FROM ${sql.table(table)}${hint}
+      FROM (SELECT product_id, MAX(${sql.ref(key)}) AS k FROM ${scan}
         WHERE ${inRange(key, { start: from, end: to })} AND ${only('product_id')} GROUP BY product_id) last
       JOIN ${sql.table(table)} t ON t.product_id = last.product_id AND ${sql.ref(`t.${key}`)} = last.k`);
   };
@@ -393,7 +382,7 @@ export async function revenueByProduct(
   order: 'revenue' | 'orders',
   limit: number,
 ): Promise<{ totalCents: bigint; products: ProductRevenue[] }> {
-  const db = rollups(database);
+  const db = database.db;
   const parts = productPrefixParts(database, range, []);
   const orderBy =
     order === 'revenue'
@@ -407,10 +396,10 @@ export async function revenueByProduct(
     sql<{ revenue: Num }>`SELECT SUM(revenue) AS revenue FROM revenue_daily WHERE ${inRange('date', range)}`.execute(db),
   ]);
   return {
-    totalCents: centsFromDb(database.kind, total.rows[0]?.revenue ?? null),
+    totalCents: database.dialect.centsFromDb(total.rows[0]?.revenue ?? null),
     products: top.rows.map((r) => ({
       productId: r.product_id,
-      revenueCents: centsFromDb(database.kind, r.revenue),
+      revenueCents: database.dialect.centsFromDb(r.revenue),
       // One line per (order, product): a product's orders are its sale rows.
       orderCount: Number(r.sales),
       saleCount: Number(r.sales),

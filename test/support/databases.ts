@@ -6,8 +6,8 @@ import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll } from 'vitest';
 import type { DatabaseConfig } from '../../src/config.js';
-import type { Database } from '../../src/db/connection.js';
-import { bulkLoadTuning } from '../../src/imports/sales-writers.js';
+import type { Database } from '../../src/db/database.js';
+import { bulkLoadTuning } from '../../src/db/dialects/sqlite/tuning.js';
 
 /**
  * The databases every component test runs against: an SQLite file always, and MariaDB/MySQL when
@@ -84,8 +84,8 @@ export function useImportPath(path: { bulk?: boolean }): void {
 
 /** The names of the indexes on `sales`, sorted. */
 export async function salesIndexes(database: Database): Promise<string[]> {
-  if (database.kind === 'sqlite') {
-    const rows = database.sqliteWriter!.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sales'").all() as { name: string }[];
+  if (database.dialect.name === 'sqlite') {
+    const { rows } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sales'`.execute(database.writer);
     return rows.map((r) => r.name).sort();
   }
   const { rows } = await sql<{ Key_name: string }>`SHOW INDEX FROM sales`.execute(database.writer);

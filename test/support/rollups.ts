@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { expect } from 'vitest';
-import type { Database } from '../../src/db/connection.js';
-import { rebuildRollups } from '../../src/metrics/rollups.js';
+import type { Database } from '../../src/db/database.js';
+import { rebuildRollups } from '../../src/write/rollup-rebuild.js';
 
 /** Every rollup table's rows, in key order. */
 export async function rollupSnapshot(database: Database): Promise<Record<string, unknown[]>> {
@@ -26,7 +26,7 @@ export async function rollupSnapshot(database: Database): Promise<Record<string,
 /** Asserts that the rollups as kept equal, row for row, what a rebuild from `sales` computes. */
 export async function expectRollupsMatchRebuild(database: Database, label = ''): Promise<void> {
   const kept = await rollupSnapshot(database);
-  await rebuildRollups(database.writer, database.kind);
+  await rebuildRollups(database);
   const rebuilt = await rollupSnapshot(database);
   for (const table of Object.keys(rebuilt)) expect(kept[table], `${label} ${table}`).toEqual(rebuilt[table]);
 }

@@ -1,35 +1,38 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough, Readable } from 'node:stream';
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { AnyDB } from '../../database.js';
 
 /**
- * Streams offered to `LOAD DATA LOCAL INFILE`. The server names the "file" it wants; mysql2 asks
- * `infileStreamFactory` for it. Only names registered here resolve, so a server can never make
- * the client read a real file from disk.
+ * Streams offered to `LOAD DATA LOCAL INFILE`, one registry per pool. The server names the
+ * "file" it wants; mysql2 asks the pool's `infileStreamFactory` for it. Only names registered
+ * here resolve, so a server can never make the client read a real file from disk.
  */
-const streams = new Map<string, Readable>();
+export class InfileStreams {
+  private readonly streams = new Map<string, Readable>();
 
-/** Registers a stream for one LOAD DATA statement; returns the name to put in the statement. */
-export function offerInfile(stream: Readable): string {
-  const name = `zinc-stream-${randomUUID()}`;
-  streams.set(name, stream);
-  return name;
-}
+  /** Registers a stream for one LOAD DATA statement; returns the name to put in the statement. */
+  offer(stream: Readable): string {
+    const name = `zinc-stream-${randomUUID()}`;
+    this.streams.set(name, stream);
+    return name;
+  }
 
-/** Withdraws a stream that was never asked for (the statement failed before reading). */
-export function withdrawInfile(name: string): void {
-  streams.delete(name);
-}
+  /** Withdraws a stream that was never asked for (the statement failed before reading). */
+  withdraw(name: string): void {
+    this.streams.delete(name);
+  }
 
-/** mysql2's `infileStreamFactory`. */
-export function infileStreamFactory(name: string): Readable {
-  const stream = streams.get(name);
-  streams.delete(name);
-  if (stream) return stream;
-  const refused = new Readable({ read() {} });
-  process.nextTick(() => refused.destroy(new Error(`refused LOCAL INFILE request for ${JSON.stringify(name)}`)));
-  return refused;
+  /** mysql2's `infileStreamFactory`. */
+  readonly factory = (name: string): Readable => {
+    const stream = this.streams.get(name);
+    this.streams.delete(name);
+    if (stream) return stream;
+    const refused = new Readable({ read() {} });
+    process.nextTick(() => refused.destroy(new Error(`refused LOCAL INFILE request for ${JSON.stringify(name)}`)));
+    return refused;
+  };
 }
 
 /** Tab-separated text for LOAD DATA, escaped the way its default `ESCAPED BY '\\'` reads it. */
@@ -45,12 +48,11 @@ export class InfileLoad {
   private readonly done: Promise<{ numAffectedRows?: bigint }>;
   private failure: unknown;
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any table set: the statement names its own table
-  constructor(trx: Kysely<any>, statement: (name: ReturnType<typeof sql.lit>) => ReturnType<typeof sql>) {
-    const name = offerInfile(this.stream);
+  constructor(streams: InfileStreams, trx: AnyDB, statement: (name: ReturnType<typeof sql.lit>) => ReturnType<typeof sql>) {
+    const name = streams.offer(this.stream);
     this.done = statement(sql.lit(name))
       .execute(trx)
-      .finally(() => withdrawInfile(name)) as Promise<{ numAffectedRows?: bigint }>;
+      .finally(() => streams.withdraw(name)) as Promise<{ numAffectedRows?: bigint }>;
     // A failed statement stops reading: make the next write fail instead of waiting forever.
     this.done.catch((error: unknown) => {
       this.failure = error;

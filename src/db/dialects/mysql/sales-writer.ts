@@ -1,199 +1,8 @@
-import type SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
-import { SORTING_CACHE_KIB, type Database, type DB } from '../db/connection.js';
-import { InfileLoad, TSV, tsvField } from '../db/infile.js';
-import { centsToDb, formatCents } from '../money.js';
-import type { RowError, SaleRow } from './sales-row.js';
-
-/**
- * The store step of the import pipeline, one per database path. Every path has the same
- * semantics: a new identity is inserted; an identity stored by another import is replaced (the
- * old row goes to `sales_history`, so undo can restore it); an identity this file already stored
- * is a row error pointing at the earlier line. Repeats are found by the database, never by a set
- * of every identity in memory, so memory stays flat whatever the file's size.
- */
-export interface SalesWriter {
-  /** Which path this is, for the log: `sqlite`, `mysql-load-data` or `mysql-insert`. */
-  readonly method: string;
-  /** Stores a batch of validated rows (in file order). Returns repeats found so far. */
-  write(rows: SaleRow[]): Promise<RowError[]>;
-  /**
-   * Called after the last batch. When some identities were already stored, a writer may need the
-   * valid rows once more (`replay`) to reconcile them with set-based SQL.
-   */
-  end(): Promise<{ needsReplay: boolean; needsReconcile?: boolean }>;
-  replay(rows: SaleRow[]): Promise<void>;
-  /** Settles the replayed rows: replacements written, repeats returned (the first `keep`, plus the count). */
-  reconcile(keep: number): Promise<{ errors: RowError[]; count: number }>;
-  /**
-   * Settles anything still running after a failure, so the transaction can roll back (a LOAD DATA
-   * statement waiting for more rows would otherwise hold the connection forever).
-   */
-  abort(): Promise<void>;
-  /** Rows stored (inserted or replacing) so far. */
-  readonly stored: number;
-  /** Of those, rows that replaced a row another import had stored (known once reconciled). */
-  readonly replaced: number;
-}
-
-export type MysqlLoadMethod = 'auto' | 'load-data' | 'insert';
-
-/** Picks the writer for the database; on MySQL, LOAD DATA LOCAL INFILE unless the server refuses it. */
-export async function createSalesWriter(
-  database: Database,
-  trx: DB,
-  importId: number,
-  mysqlMethod: MysqlLoadMethod,
-  bulk = false,
-): Promise<SalesWriter> {
-  if (database.kind === 'sqlite') {
-    const writer = new SqliteWriter(database, importId);
-    if (bulk) writer.deferIndexes();
-    return writer;
-  }
-  const useLoadData = mysqlMethod === 'load-data' || (mysqlMethod === 'auto' && (await localInfileEnabled(trx)));
-  return useLoadData ? new MysqlLoadDataWriter(trx, importId) : new MysqlInsertWriter(trx, importId);
-}
-
-async function localInfileEnabled(db: DB): Promise<boolean> {
-  const { rows } = await sql<{ on: number | string }>`SELECT @@GLOBAL.local_infile AS ${sql.ref('on')}`.execute(db);
-  return Number(rows[0]?.on) === 1;
-}
-
-function repeatError(row: { line: number; orderId: string; productId: string }, earlierLine: number): RowError {
-  return {
-    line: row.line,
-    column: null,
-    message: `order_id "${clip(row.orderId)}" with product_id "${clip(row.productId)}" already appears on line ${earlierLine}`,
-  };
-}
-
-function clip(text: string): string {
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
-
-/** Bytes per CSV row assumed when estimating a file's rows from its size (real exports: 30–45). */
-const ASSUMED_ROW_BYTES = 40;
-
-/**
- * When SQLite builds the secondary indexes after the load instead of during it: the file has at
- * least `minRows` rows (estimated) and at least `tableShare` times the rows already stored. Tests
- * set 0 and 0 to take that way with small files.
- */
-export const bulkLoadTuning = { minRows: 50_000, tableShare: 0.5 };
-
-/**
- * SQLite: whether a file is large next to the table it goes into; then building the secondary
- * indexes once after the load (a sort) is cheaper than updating them row by row (random writes).
- * The table's size comes from the daily rollup, which is small, instead of a count over `sales`.
- * Asked before the import's transaction begins, on the read connection, so that the question
- * never waits for the write lock another process's import may hold.
- */
-export async function isBulkLoad(database: Database, fileBytes: number): Promise<boolean> {
-  if (database.kind !== 'sqlite') return false;
-  const estimated = fileBytes / ASSUMED_ROW_BYTES;
-  if (estimated < bulkLoadTuning.minRows) return false;
-  const { rows } = await sql<{ n: number | null }>`SELECT SUM(sale_count) AS n FROM revenue_daily`.execute(database.db);
-  return estimated >= Number(rows[0]?.n ?? 0) * bulkLoadTuning.tableShare;
-}
-
-
-/** SQLite: prepared statements on the writer connection, inside the import's transaction. */
-class SqliteWriter implements SalesWriter {
-  readonly method = 'sqlite';
-  stored = 0;
-  replaced = 0;
-  /** The secondary indexes dropped for a bulk load, to be built again by end(). */
-  private deferred: { name: string; sql: string }[] = [];
-  private readonly conn: SqliteDatabase.Database;
-  private readonly insert;
-  private readonly find;
-  private readonly keep;
-  private readonly replace;
-
-  constructor(
-    database: Database,
-    private readonly importId: number,
-  ) {
-    const conn = (this.conn = database.sqliteWriter!);
-    this.insert = conn.prepare(
-      `INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
-       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, product_id) DO NOTHING`,
-    );
-    this.find = conn.prepare(
-      'SELECT id, date, amount_sgd, imported_file_id, source_line FROM sales WHERE order_id = ? AND product_id = ?',
-    );
-    this.keep = conn.prepare(
-      `INSERT INTO sales_history (replaced_by_import_id, date, order_id, product_id, amount_sgd, imported_file_id, source_line)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    );
-    this.replace = conn.prepare(
-      'UPDATE sales SET date = ?, amount_sgd = ?, imported_file_id = ?, source_line = ? WHERE id = ?',
-    );
-  }
-
-  async write(rows: SaleRow[]): Promise<RowError[]> {
-    const errors: RowError[] = [];
-    const id = this.importId;
-    for (const r of rows) {
-      if (this.insert.run(r.date, r.orderId, r.productId, r.amountCents, id, r.line).changes === 1) {
-        this.stored++;
-        continue;
-      }
-      const old = this.find.get(r.orderId, r.productId) as {
-        id: number;
-        date: string;
-        amount_sgd: number;
-        imported_file_id: number;
-        source_line: number;
-      };
-      if (old.imported_file_id === id) {
-        errors.push(repeatError(r, old.source_line));
-        continue;
-      }
-      this.keep.run(id, old.date, r.orderId, r.productId, old.amount_sgd, old.imported_file_id, old.source_line);
-      this.replace.run(r.date, r.amountCents, id, r.line, old.id);
-      this.replaced++;
-      this.stored++;
-    }
-    return errors;
-  }
-
-  /**
-   * Drops the non-unique indexes of `sales` until end() builds them again, inside the import's
-   * transaction: readers keep seeing the indexes of the last commit, and a rollback or a crash
-   * brings them back untouched. The unique identity index stays: it finds replacements and repeats.
-   */
-  deferIndexes(): void {
-    this.deferred = this.conn
-      .prepare(
-        `SELECT name, sql FROM sqlite_master
-         WHERE type = 'index' AND tbl_name = 'sales' AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'`,
-      )
-      .all() as { name: string; sql: string }[];
-    for (const index of this.deferred) this.conn.exec(`DROP INDEX "${index.name.replaceAll('"', '""')}"`);
-  }
-
-  async end() {
-    if (this.deferred.length > 0) {
-      // Index builds are large sorts (see SORTING_CACHE_KIB).
-      const cache = this.conn.pragma('cache_size', { simple: true }) as number;
-      this.conn.pragma(`cache_size = ${SORTING_CACHE_KIB}`);
-      try {
-        for (const index of this.deferred) this.conn.exec(index.sql);
-      } finally {
-        this.conn.pragma(`cache_size = ${cache}`);
-      }
-    }
-    this.deferred = [];
-    return { needsReplay: false };
-  }
-  async abort(): Promise<void> {}
-  async replay(): Promise<void> {}
-  async reconcile() {
-    return { errors: [], count: 0 };
-  }
-}
+import { formatCents } from '../../../money.js';
+import type { DB } from '../../database.js';
+import { repeatError, type RowError, type SaleRow, type SalesWriter } from '../../sales-writer.js';
+import { InfileLoad, TSV, tsvField, type InfileStreams } from './infile.js';
 
 /**
  * MySQL, both paths: rows go straight into `sales`, skipping identities already stored (INSERT
@@ -202,6 +11,7 @@ class SqliteWriter implements SalesWriter {
  */
 abstract class MysqlWriter implements SalesWriter {
   abstract readonly method: string;
+  abstract readonly loadsData: boolean;
   stored = 0;
   replaced = 0;
   protected sent = 0;
@@ -325,8 +135,9 @@ abstract class MysqlWriter implements SalesWriter {
 }
 
 /** Multi-row INSERT IGNORE batches: the path when the server refuses local infile. */
-class MysqlInsertWriter extends MysqlWriter {
+export class MysqlInsertWriter extends MysqlWriter {
   readonly method = 'mysql-insert';
+  readonly loadsData = false;
   private inserted = 0;
 
   async write(rows: SaleRow[]): Promise<RowError[]> {
@@ -340,7 +151,7 @@ class MysqlInsertWriter extends MysqlWriter {
           date: r.date,
           order_id: r.orderId,
           product_id: r.productId,
-          amount_sgd: centsToDb('mysql', r.amountCents),
+          amount_sgd: formatCents(r.amountCents),
           imported_file_id: this.importId,
           source_line: r.line,
         })),
@@ -356,13 +167,22 @@ class MysqlInsertWriter extends MysqlWriter {
 }
 
 /** LOAD DATA LOCAL INFILE fed by a stream of the validated rows as they are parsed. */
-class MysqlLoadDataWriter extends MysqlWriter {
+export class MysqlLoadDataWriter extends MysqlWriter {
   readonly method = 'mysql-load-data';
+  readonly loadsData = true;
   private load: InfileLoad | undefined;
   private staging: InfileLoad | undefined;
 
   /** Rows go to staging from the start: the file mostly replaces stored rows (see write). */
   private stagingFirst: boolean | undefined;
+
+  constructor(
+    trx: DB,
+    importId: number,
+    private readonly streams: InfileStreams,
+  ) {
+    super(trx, importId);
+  }
 
   async write(rows: SaleRow[]): Promise<RowError[]> {
     if (rows.length === 0) return [];
@@ -376,6 +196,7 @@ class MysqlLoadDataWriter extends MysqlWriter {
       return [];
     }
     this.load ??= new InfileLoad(
+      this.streams,
       this.trx,
       (name) => sql`LOAD DATA LOCAL INFILE ${name} IGNORE INTO TABLE sales ${TSV}
         (date, order_id, product_id, amount_sgd, source_line) SET imported_file_id = ${this.importId}`,
@@ -408,6 +229,7 @@ class MysqlLoadDataWriter extends MysqlWriter {
   override async replay(rows: SaleRow[]): Promise<void> {
     if (rows.length === 0) return;
     this.staging ??= new InfileLoad(
+      this.streams,
       this.trx,
       (name) => sql`LOAD DATA LOCAL INFILE ${name} INTO TABLE sales_staging ${TSV}
         (line, date, order_id, product_id, amount_sgd) SET import_id = ${this.importId}`,

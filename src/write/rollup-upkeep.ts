@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Database, DB } from '../db/connection.js';
+import type { DB, Dialect } from '../db/database.js';
 import { RollupDelta } from './rollup-delta.js';
 import {
   addLines,
@@ -14,12 +14,10 @@ import {
   restrictLines,
   streamReplacedRows,
   salesByOrder,
-  thenJoin,
   writeDelta,
   type Lines,
   type RollupWriteProfile,
 } from './rollup-merge.js';
-import type { RollupTables } from './rollups.js';
 
 /**
  * How the rollups follow each change to `sales`, inside the transaction that makes it.
@@ -59,14 +57,12 @@ export interface RollupUpkeepReport {
 
 /** Completes and writes the delta an import's stream gathered. Runs after the last row is stored. */
 export async function keepRollupsAfterImport(
-  trx: DB,
-  database: Database,
+  db: DB,
+  dialect: Dialect,
   importId: number,
   delta: RollupDelta,
   facts: ImportRollupFacts,
 ): Promise<RollupUpkeepReport> {
-  const db = trx.withTables<RollupTables>();
-  const kind = database.kind;
   const started = performance.now();
   const since = (t: number) => ({ rows: 0, ms: Math.round(performance.now() - t) });
   delta.endRuns();
@@ -75,55 +71,55 @@ export async function keepRollupsAfterImport(
   if (facts.repeats > 0 || delta.runsMayRepeat()) {
     delta.dropSums();
     delta.dropOrderFacts();
-    await addLines(db, kind, delta, importLines(importId), 1, { sums: true, orders: false });
-    if (facts.replaced > 0) await addLines(db, kind, delta, replacedLines(importId), -1, { sums: true, orders: false });
-    await listOrdersOf(db, kind, importId, importLines(importId));
-    if (facts.replaced > 0) await listOrdersOf(db, kind, importId, replacedLines(importId));
-    await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, { sums: false, orders: true });
-    await addLines(db, kind, delta, listedLinesBefore(kind, importId, facts.replaced > 0), -1, { sums: false, orders: true });
+    await addLines(db, dialect, delta, importLines(importId), 1, { sums: true, orders: false });
+    if (facts.replaced > 0) await addLines(db, dialect, delta, replacedLines(importId), -1, { sums: true, orders: false });
+    await listOrdersOf(db, dialect, importId, importLines(importId));
+    if (facts.replaced > 0) await listOrdersOf(db, dialect, importId, replacedLines(importId));
+    await addLines(db, dialect, delta, linesOfListedOrders(dialect, importId), 1, { sums: false, orders: true });
+    await addLines(db, dialect, delta, listedLinesBefore(dialect, importId, facts.replaced > 0), -1, { sums: false, orders: true });
     const read = since(started);
-    const tables = await writeDelta(db, database, delta, { loadData: facts.loadData });
+    const tables = await writeDelta(db, dialect, delta, { loadData: facts.loadData });
     const recomputing = performance.now();
-    await recomputeMultiDateOrders(db, kind, importId);
+    await recomputeMultiDateOrders(db, dialect, importId);
     await clearListedOrders(db, importId);
     return { mode: 'orders', sharedOrders: 0, tables: { '(sales read)': read, ...tables, '(multi-date orders)': since(recomputing) } };
   }
 
   // The rows replaced, as the stream would have seen them: their sums always come off; each run
   // of one order's lines is that order's old facts when the order had no other lines.
-  const replaced = new RollupDelta(kind === 'mysql');
+  const replaced = new RollupDelta(dialect.idsPadSpaces);
   if (facts.replaced > 0) {
-    await streamReplacedRows(db, database, importId, replaced);
+    await streamReplacedRows(db, dialect, importId, replaced);
     // Their multi-date rows go: the stream writes them again where the order still spans dates.
     await forgetMultiDateOrders(db, replacedOrders);
   }
   const shared =
     delta.orderMin === undefined
       ? 0
-      : await listSharedOrders(db, kind, importId, { min: delta.orderMin, max: delta.orderMax!, rows: facts.stored });
+      : await listSharedOrders(db, dialect, importId, { min: delta.orderMin, max: delta.orderMax!, rows: facts.stored });
   if (facts.replaced > 0) {
     const oldRunsAreOrders = shared === 0 && !replaced.runsMayRepeat();
     delta.merge(replaced, -1, { sums: true, orders: oldRunsAreOrders });
     if (!oldRunsAreOrders) {
       // An order whose lines are all in this file had, before it, only the lines it replaced.
-      await addLines(db, kind, delta, restrictLines(replacedLines(importId), importId, false), -1, { sums: false, orders: true });
+      await addLines(db, dialect, delta, restrictLines(replacedLines(importId), importId, false), -1, { sums: false, orders: true });
     }
   }
   if (shared > 0) {
-    await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, { sums: false, orders: true });
-    await addLines(db, kind, delta, listedLinesBefore(kind, importId, facts.replaced > 0), -1, { sums: false, orders: true });
+    await addLines(db, dialect, delta, linesOfListedOrders(dialect, importId), 1, { sums: false, orders: true });
+    await addLines(db, dialect, delta, listedLinesBefore(dialect, importId, facts.replaced > 0), -1, { sums: false, orders: true });
     // What the stream counted for them: their lines in this file.
     const counted = sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
-      FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 's')} ON s.order_id = r.order_id
+      FROM rollup_orders r ${dialect.sql.joinInOrder} ${salesByOrder(dialect, 's')} ON s.order_id = r.order_id
       WHERE r.change_id = ${importId} AND s.imported_file_id = ${importId}`;
-    await addLines(db, kind, delta, counted, -1, { sums: false, orders: true });
+    await addLines(db, dialect, delta, counted, -1, { sums: false, orders: true });
   }
   const read = since(started);
-  const tables = await writeDelta(db, database, delta, { loadData: facts.loadData });
+  const tables = await writeDelta(db, dialect, delta, { loadData: facts.loadData });
   if (read.ms > 0) tables['(sales read)'] = read;
   if (shared > 0) {
     const recomputing = performance.now();
-    await recomputeMultiDateOrders(db, kind, importId);
+    await recomputeMultiDateOrders(db, dialect, importId);
     await clearListedOrders(db, importId);
     tables['(multi-date orders)'] = since(recomputing);
   }
@@ -131,9 +127,9 @@ export async function keepRollupsAfterImport(
 }
 
 /** The lines the listed orders had before import `importId`: other imports' lines, and those it replaced. */
-function listedLinesBefore(kind: Database['kind'], importId: number, replaced: boolean): Lines {
+function listedLinesBefore(dialect: Dialect, importId: number, replaced: boolean): Lines {
   const others = sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
-    FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 's')} ON s.order_id = r.order_id
+    FROM rollup_orders r ${dialect.sql.joinInOrder} ${salesByOrder(dialect, 's')} ON s.order_id = r.order_id
     WHERE r.change_id = ${importId} AND s.imported_file_id <> ${importId}`;
   return replaced ? sql`${others} UNION ALL ${restrictLines(replacedLines(importId), importId, true)}` : others;
 }
@@ -142,17 +138,15 @@ function listedLinesBefore(kind: Database['kind'], importId: number, replaced: b
  * Runs `change` (an undo of import `importId`) between taking out, and putting back, everything
  * the orders it touches contribute: the lines it removes or restores and their orders' other lines.
  */
-export async function keepRollupsAround(trx: DB, database: Database, importId: number, change: () => Promise<void>): Promise<void> {
-  const db = trx.withTables<RollupTables>();
-  const kind = database.kind;
-  await listOrdersOf(db, kind, importId, importLines(importId));
-  await listOrdersOf(db, kind, importId, replacedLines(importId));
-  const delta = new RollupDelta(kind === 'mysql');
+export async function keepRollupsAround(db: DB, dialect: Dialect, importId: number, change: () => Promise<void>): Promise<void> {
+  await listOrdersOf(db, dialect, importId, importLines(importId));
+  await listOrdersOf(db, dialect, importId, replacedLines(importId));
+  const delta = new RollupDelta(dialect.idsPadSpaces);
   const all = { sums: true, orders: true };
-  await addLines(db, kind, delta, linesOfListedOrders(kind, importId), -1, all);
+  await addLines(db, dialect, delta, linesOfListedOrders(dialect, importId), -1, all);
   await change();
-  await addLines(db, kind, delta, linesOfListedOrders(kind, importId), 1, all);
-  await writeDelta(db, database, delta, { loadData: false });
-  await recomputeMultiDateOrders(db, kind, importId);
+  await addLines(db, dialect, delta, linesOfListedOrders(dialect, importId), 1, all);
+  await writeDelta(db, dialect, delta, { loadData: false });
+  await recomputeMultiDateOrders(db, dialect, importId);
   await clearListedOrders(db, importId);
 }

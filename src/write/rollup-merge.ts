@@ -1,10 +1,9 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Database } from '../db/connection.js';
-import { InfileLoad, TSV, tsvField } from '../db/infile.js';
-import { centsFromDb, formatCents, parseAmountCents } from '../money.js';
-import { periodStart } from './calendar.js';
+import { bumpDataVersion } from '../db/data-version.js';
+import type { DB, Dialect } from '../db/database.js';
+import { periodStart } from '../metrics/calendar.js';
 import { idLess, isZero, type Cents, type RollupDelta } from './rollup-delta.js';
-import { bumpDataVersion, refreshCumulative, type RollupDB } from './rollups.js';
+import { refreshCumulative } from './rollup-rebuild.js';
 
 /**
  * Writes a RollupDelta into the rollup tables, and the SQL that completes a delta where the rows
@@ -13,21 +12,16 @@ import { bumpDataVersion, refreshCumulative, type RollupDB } from './rollups.js'
  * Every function runs inside the caller's transaction, the one that changes `sales`.
  */
 
-type Kind = Database['kind'];
-
-/** Rows a statement carries when writing rollups (well under both databases' placeholder limits). */
+/** Rows a statement carries when removing emptied rows (well under every placeholder limit). */
 const ROWS_PER_STATEMENT = 1000;
 
 /**
- * `sales` read by order through its identity index, joined in the order written. MySQL may still
- * hold an empty table's statistics inside a large import's transaction and would join by scanning.
+ * `sales` read by order through its identity index, joined in the order written (a planner may
+ * still hold an empty table's statistics inside a large import's transaction and scan instead).
  */
-export const salesByOrder = (kind: Kind, alias: string) =>
-  kind === 'mysql' ? sql`sales ${sql.raw(alias)} FORCE INDEX (sales_identity)` : sql`sales ${sql.raw(alias)}`;
-/** `sales` read by import through the index of its foreign key (named on MySQL, as above). */
-export const salesByImport = (kind: Kind, alias: string) =>
-  kind === 'mysql' ? sql`sales ${sql.raw(alias)} FORCE INDEX (fk_sales_imported_file)` : sql`sales ${sql.raw(alias)}`;
-export const thenJoin = (kind: Kind) => (kind === 'mysql' ? sql`STRAIGHT_JOIN` : sql`JOIN`);
+export const salesByOrder = (dialect: Dialect, alias: string) => dialect.sql.indexed('sales', alias, 'sales_identity');
+/** `sales` read by import through the index of its foreign key. */
+export const salesByImport = (dialect: Dialect, alias: string) => dialect.sql.indexed('sales', alias, 'fk_sales_imported_file');
 
 /** `order_id, product_id, date, amount_sgd` rows of some lines of `sales` or `sales_history`. */
 export type Lines = RawBuilder<unknown>;
@@ -41,9 +35,9 @@ export const replacedLines = (importId: number): Lines =>
   sql`SELECT order_id, product_id, date, amount_sgd FROM sales_history WHERE replaced_by_import_id = ${importId}`;
 
 /** Every stored line of the orders listed in rollup_orders for `changeId`. */
-export const linesOfListedOrders = (kind: Kind, changeId: number): Lines =>
+export const linesOfListedOrders = (dialect: Dialect, changeId: number): Lines =>
   sql`SELECT s.order_id, s.product_id, s.date, s.amount_sgd
-    FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 's')} ON s.order_id = r.order_id WHERE r.change_id = ${changeId}`;
+    FROM rollup_orders r ${dialect.sql.joinInOrder} ${salesByOrder(dialect, 's')} ON s.order_id = r.order_id WHERE r.change_id = ${changeId}`;
 
 const listed = (changeId: number, column: string) =>
   sql`${sql.ref(column)} IN (SELECT order_id FROM rollup_orders WHERE change_id = ${changeId})`;
@@ -60,8 +54,8 @@ export function restrictLines(lines: Lines, changeId: number, listedOnly: boolea
  * the counted orders have in the state being described.
  */
 export async function addLines(
-  db: RollupDB,
-  kind: Kind,
+  db: DB,
+  dialect: Dialect,
   delta: RollupDelta,
   lines: Lines,
   sign: 1 | -1,
@@ -71,16 +65,12 @@ export async function addLines(
     const { rows } = await sql<{ date: string; product_id: string; revenue: string | number; n: number | string }>`
       SELECT date, product_id, SUM(amount_sgd) AS revenue, COUNT(*) AS n FROM (${lines}) l GROUP BY date, product_id`.execute(db);
     for (const r of rows) {
-      const cents = centsFromDb(kind, r.revenue);
+      const cents = dialect.centsFromDb(r.revenue);
       delta.addSums(r.date, r.product_id, sign === 1 ? cents : -cents, sign * Number(r.n));
     }
   }
   if (parts.orders) {
-    if (kind === 'mysql') await sql`SET SESSION group_concat_max_len = 4294967295`.execute(db);
-    const products =
-      kind === 'mysql'
-        ? sql`GROUP_CONCAT(CONCAT(CHAR_LENGTH(product_id), ':', product_id) ORDER BY product_id SEPARATOR '')`
-        : sql`group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id)`;
+    const products = dialect.sql.basketKey('product_id');
     const { rows } = await sql<{ date: string; products: string | null; n: number | string }>`
       SELECT date, products, COUNT(*) AS n FROM (
         SELECT order_id, date, CASE WHEN COUNT(*) > 1 THEN ${products} END AS products
@@ -94,31 +84,15 @@ export async function addLines(
  * Feeds `delta` the rows an import replaced, in the order it replaced them (its file's order), as
  * if they were streamed: their sums, and each run of one order's lines as that order was.
  */
-export async function streamReplacedRows(db: RollupDB, database: Database, importId: number, delta: RollupDelta): Promise<void> {
-  const add = (r: { order_id: string; product_id: string; date: string; amount_sgd: string | number }) => {
-    const cents = typeof r.amount_sgd === 'number' ? r.amount_sgd : parseAmountCents(r.amount_sgd);
-    if (typeof cents !== 'number') throw new Error(`sales_history holds an amount that is not exact cents: ${r.amount_sgd}`);
-    delta.addRow(r.date, r.order_id, r.product_id, cents);
-  };
-  if (database.sqliteWriter) {
-    // Synchronous iteration on the import's own connection (inside its transaction): no promise a row.
-    const rows = database.sqliteWriter
-      .prepare(
-        `SELECT order_id, product_id, date, amount_sgd FROM sales_history
-         WHERE replaced_by_import_id = ? ORDER BY replaced_by_import_id, id`,
-      )
-      .iterate(importId) as IterableIterator<{ order_id: string; product_id: string; date: string; amount_sgd: number }>;
-    for (const r of rows) add(r);
-  } else {
-    const rows = db
-      .selectFrom('sales_history')
-      .select(['order_id', 'product_id', 'date', 'amount_sgd'])
-      .where('replaced_by_import_id', '=', importId)
-      .orderBy('replaced_by_import_id')
-      .orderBy('id')
-      .stream(2000);
-    for await (const r of rows) add(r);
-  }
+export async function streamReplacedRows(db: DB, dialect: Dialect, importId: number, delta: RollupDelta): Promise<void> {
+  const rows = dialect.iterate(
+    db,
+    sql<{ order_id: string; product_id: string; date: string; amount_sgd: string | number }>`
+      SELECT order_id, product_id, date, amount_sgd FROM sales_history
+      WHERE replaced_by_import_id = ${importId} ORDER BY replaced_by_import_id, id`,
+  );
+  // One row's amount is far within exact doubles (DECIMAL(14,2)).
+  for await (const r of rows) delta.addRow(r.date, r.order_id, r.product_id, Number(dialect.centsFromDb(r.amount_sgd)));
   delta.endRuns();
 }
 
@@ -128,8 +102,8 @@ export async function streamReplacedRows(db: RollupDB, database: Database, impor
  * exports whose order ids rise from file to file cost nothing here.
  */
 export async function listSharedOrders(
-  db: RollupDB,
-  kind: Kind,
+  db: DB,
+  dialect: Dialect,
   importId: number,
   range: { min: string; max: string; rows: number },
 ): Promise<number> {
@@ -142,42 +116,41 @@ export async function listSharedOrders(
     .where('order_id_max', '>=', range.min)
     .execute();
   if (others.length === 0) return 0;
-  const ignore = kind === 'mysql' ? sql`IGNORE` : sql`OR IGNORE`;
+  const insertIgnore = dialect.sql.insertIgnore;
   const count = (result: { numAffectedRows?: bigint }) => Number(result.numAffectedRows ?? 0n);
   // Whichever side is smaller is read: the other imports' rows in the range, each probed for this
   // import's lines of its order, or this import's rows, each probed for another import's.
   const theirs = others.reduce((sum, o) => sum + Number(o.num_rows), 0);
   if (theirs > range.rows) {
     return count(
-      await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
-        SELECT DISTINCT ${importId}, x.order_id FROM ${salesByImport(kind, 'x')} WHERE x.imported_file_id = ${importId}
-          AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`.execute(db),
+      await sql`${insertIgnore} INTO rollup_orders (change_id, order_id)
+        SELECT DISTINCT ${importId}, x.order_id FROM ${salesByImport(dialect, 'x')} WHERE x.imported_file_id = ${importId}
+          AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`.execute(db),
     );
   }
   let listedRows = 0;
   for (const { id } of others) {
     listedRows += count(
-      await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id)
-        SELECT DISTINCT ${importId}, a.order_id FROM ${salesByImport(kind, 'a')}
+      await sql`${insertIgnore} INTO rollup_orders (change_id, order_id)
+        SELECT DISTINCT ${importId}, a.order_id FROM ${salesByImport(dialect, 'a')}
         WHERE a.imported_file_id = ${id} AND a.order_id >= ${range.min} AND a.order_id <= ${range.max}
-          AND EXISTS (SELECT 1 FROM ${salesByOrder(kind, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db),
+          AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db),
     );
   }
   return listedRows;
 }
 
 /** Lists in rollup_orders every order of `lines` (under `changeId`). */
-export async function listOrdersOf(db: RollupDB, kind: Kind, changeId: number, lines: Lines): Promise<void> {
-  const ignore = kind === 'mysql' ? sql`IGNORE` : sql`OR IGNORE`;
-  await sql`INSERT ${ignore} INTO rollup_orders (change_id, order_id) SELECT DISTINCT ${changeId}, l.order_id FROM (${lines}) l`.execute(db);
+export async function listOrdersOf(db: DB, dialect: Dialect, changeId: number, lines: Lines): Promise<void> {
+  await sql`${dialect.sql.insertIgnore} INTO rollup_orders (change_id, order_id) SELECT DISTINCT ${changeId}, l.order_id FROM (${lines}) l`.execute(db);
 }
 
-export async function clearListedOrders(db: RollupDB, changeId: number): Promise<void> {
+export async function clearListedOrders(db: DB, changeId: number): Promise<void> {
   await sql`DELETE FROM rollup_orders WHERE change_id = ${changeId}`.execute(db);
 }
 
 /** Removes the multi-date rows of the orders `orders` selects (a subquery of order ids). */
-export async function forgetMultiDateOrders(db: RollupDB, orders: RawBuilder<unknown>): Promise<void> {
+export async function forgetMultiDateOrders(db: DB, orders: RawBuilder<unknown>): Promise<void> {
   const { rows } = await sql<{ one: number }>`SELECT 1 AS one FROM revenue_multiday_days LIMIT 1`.execute(db);
   if (rows.length === 0) return;
   // Through a derived table: MySQL refuses a subquery on a table the statement also reads otherwise.
@@ -186,14 +159,14 @@ export async function forgetMultiDateOrders(db: RollupDB, orders: RawBuilder<unk
 }
 
 /** Writes the multi-date rows of the listed orders afresh from their stored lines. */
-export async function recomputeMultiDateOrders(db: RollupDB, kind: Kind, changeId: number): Promise<void> {
+export async function recomputeMultiDateOrders(db: DB, dialect: Dialect, changeId: number): Promise<void> {
   await forgetMultiDateOrders(db, sql`SELECT order_id FROM rollup_orders WHERE change_id = ${changeId}`);
-  const straight = kind === 'mysql' ? sql`STRAIGHT_JOIN ` : sql``;
+  const straight = dialect.sql.selectInOrder;
   await sql`INSERT INTO revenue_multiday_lines (order_id, product_id, date)
     SELECT ${straight}s.order_id, s.product_id, s.date FROM (
-      SELECT t.order_id FROM rollup_orders r ${thenJoin(kind)} ${salesByOrder(kind, 't')} ON t.order_id = r.order_id
+      SELECT t.order_id FROM rollup_orders r ${dialect.sql.joinInOrder} ${salesByOrder(dialect, 't')} ON t.order_id = r.order_id
       WHERE r.change_id = ${changeId} GROUP BY t.order_id HAVING MIN(t.date) <> MAX(t.date)
-    ) m JOIN ${salesByOrder(kind, 's')} ON s.order_id = m.order_id`.execute(db);
+    ) m JOIN ${salesByOrder(dialect, 's')} ON s.order_id = m.order_id`.execute(db);
   await sql`INSERT INTO revenue_multiday_days (order_id, date, prev_date)
     SELECT order_id, date, LAG(date) OVER (PARTITION BY order_id ORDER BY date)
     FROM (SELECT DISTINCT l.order_id AS order_id, l.date AS date FROM revenue_multiday_lines l
@@ -206,13 +179,12 @@ export async function recomputeMultiDateOrders(db: RollupDB, kind: Kind, changeI
  * from the first month changed, and the data version moves on.
  */
 export async function writeDelta(
-  db: RollupDB,
-  database: Database,
+  db: DB,
+  dialect: Dialect,
   delta: RollupDelta,
-  options: { /** MySQL: rows for keys no table holds yet go in by LOAD DATA LOCAL INFILE. */ loadData: boolean },
+  options: { /** Rows for keys no table holds yet may go in by LOAD DATA LOCAL INFILE (MySQL). */ loadData: boolean },
 ): Promise<RollupWriteProfile> {
-  const kind = database.kind;
-  const money = (cents: Cents) => (kind === 'mysql' ? formatCents(cents) : typeof cents === 'number' ? cents : toSafeNumber(cents));
+  const money = (cents: Cents) => dialect.centsToDb(cents);
   // Dates after the last one stored are new to every table, and so are their weeks and months
   // after the last one's: those rows are appended, the others added to what is stored.
   const last = (await db.selectFrom('revenue_daily').select((eb) => eb.fn.max('date').as('last')).executeTakeFirst())?.last ?? null;
@@ -221,7 +193,7 @@ export async function writeDelta(
     week: (week: string) => last === null || week > weekStart(last),
     month: (month: string) => last === null || month > monthStart(last),
   };
-  const writer = rowWriter(db, database, options.loadData);
+  const writer = rowWriter(db, dialect, options.loadData);
 
   await writer.upsert('revenue_daily', ['date'], ['revenue', 'sale_count', 'order_count'], function* () {
     for (const d of delta.dayChanges()) yield [d.date, money(d.cents), d.sales, d.orders];
@@ -289,7 +261,7 @@ export async function writeDelta(
 
   await writer.timed('(empty rows removed)', () => writer.removeEmpty());
   if (firstMonth !== undefined) await writer.timed('revenue_product_cum', () => refreshCumulative(db, firstMonth));
-  await bumpDataVersion(db, kind);
+  await bumpDataVersion(db, dialect);
   return writer.profile;
 }
 
@@ -320,12 +292,6 @@ function addCents(a: Cents, b: Cents): Cents {
   return BigInt(a) + BigInt(b);
 }
 
-function toSafeNumber(cents: bigint): number {
-  const n = Number(cents);
-  if (!Number.isSafeInteger(n)) throw new RangeError(`a rollup sum of ${cents} cents is beyond SQLite's exact integers in this client`);
-  return n;
-}
-
 /** Which rows a table's change may have left at zero (then they go, as a rebuild has no such rows). */
 const EMPTY_WHEN: Record<string, string> = {
   revenue_daily: 'sale_count',
@@ -336,13 +302,14 @@ const EMPTY_WHEN: Record<string, string> = {
 };
 
 /**
- * Adds rows to tables by key, on either database: SQLite through prepared statements on the
- * import's connection (already inside its transaction), MySQL in multi-row statements.
+ * The dialect's keyed writer, with what the rollups add to it: the keys of rows whose count went
+ * down (the only ones a change may have left empty, removed at the end), and the time and rows
+ * each table took.
  */
-function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
+function rowWriter(db: DB, dialect: Dialect, loadData: boolean) {
   /** Keys of rows whose count went down, per table: the only ones that may now be empty. */
   const shrunk = new Map<string, { keys: string[]; rows: unknown[][] }>();
-  const sqlite = database.kind === 'sqlite' ? database.sqliteWriter! : undefined;
+  const keyed = dialect.keyedWriter(db, { loadData });
   const profile: RollupWriteProfile = {};
   /** Runs `write` and adds its time, and the rows it passed, to the table's entry. */
   async function timed(table: string, write: () => Promise<void>, rows = 0): Promise<void> {
@@ -352,19 +319,10 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
     entry.rows += rows;
     entry.ms += Math.round(performance.now() - started);
   }
-  /** The rows of `rows()`, counted into `counter.n` as they pass. */
-  function counted(rows: () => Iterable<unknown[]>, counter: { n: number }): () => Iterable<unknown[]> {
-    return function* () {
-      for (const row of rows()) {
-        counter.n++;
-        yield row;
-      }
-    };
-  }
 
   /**
    * Adds each row's values to the stored row of its key, or stores it. `fresh` tells rows whose
-   * key no stored row can hold: on MySQL those are appended in bulk.
+   * key no stored row can hold (the dialect may append those in bulk).
    */
   async function upsert(
     table: string,
@@ -373,76 +331,36 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
     rows: () => Iterable<unknown[]>,
     fresh?: (row: unknown[]) => boolean,
   ): Promise<void> {
-    // `rows()` may be walked twice on MySQL (appended rows, then the others): count one walk.
-    const counter = { n: 0 };
-    const once = { walked: false };
-    const walk = () => {
-      if (once.walked) return rows();
-      once.walked = true;
-      return counted(rows, counter)();
-    };
-    await timed(table, () => upsertRows(table, keys, adds, walk, fresh));
-    profile[table]!.rows += counter.n;
-  }
-
-  async function upsertRows(
-    table: string,
-    keys: string[],
-    adds: string[],
-    rows: () => Iterable<unknown[]>,
-    fresh?: (row: unknown[]) => boolean,
-  ): Promise<void> {
     const countAt = keys.length + adds.indexOf(EMPTY_WHEN[table]!);
     const down: unknown[][] = [];
-    const noteDown = (row: unknown[]) => {
-      if ((row[countAt] as number) < 0) down.push(row);
-    };
-    const columns = [...keys, ...adds];
-    if (sqlite) {
-      const statement = sqlite.prepare(
-        `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})
-         ON CONFLICT (${keys.join(', ')}) DO UPDATE SET ${adds.map((c) => `${c} = ${c} + excluded.${c}`).join(', ')}`,
-      );
+    // The dialect may walk the rows more than once: the first walk counts them and notes the shrunk.
+    let walks = 0;
+    let passed = 0;
+    const walk = function* () {
+      const first = walks++ === 0;
       for (const row of rows()) {
-        noteDown(row);
-        statement.run(...row);
-      }
-    } else {
-      const appending = Boolean(fresh && loadData);
-      if (appending) await loadRows(db, table, columns, filter(rows, fresh!), false);
-      const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
-      const merged = function* () {
-        for (const row of rows()) {
-          noteDown(row);
-          if (!(appending && fresh!(row))) yield row;
+        if (first) {
+          passed++;
+          if ((row[countAt] as number) < 0) down.push(row);
         }
-      };
-      await inStatements(merged(), (chunk) =>
-        sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
-          ON DUPLICATE KEY UPDATE ${update}`.execute(db),
-      );
-    }
+        yield row;
+      }
+    };
+    await timed(table, () => keyed.addByKey(table, keys, adds, walk, fresh));
+    profile[table]!.rows += passed;
     if (down.length > 0) shrunk.set(table, { keys, rows: down });
   }
 
   async function insertMissing(table: string, columns: string[], rows: () => Iterable<unknown[]>): Promise<void> {
-    const counter = { n: 0 };
-    await timed(table, () => insertMissingRows(table, columns, counted(rows, counter)));
-    profile[table]!.rows += counter.n;
-  }
-
-  async function insertMissingRows(table: string, columns: string[], rows: () => Iterable<unknown[]>): Promise<void> {
-    if (sqlite) {
-      const statement = sqlite.prepare(
-        `INSERT OR IGNORE INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
-      );
-      for (const row of rows()) statement.run(...row);
-      return;
-    }
-    if (loadData) return loadRows(db, table, columns, rows(), true);
-    await inStatements(rows(), (chunk) =>
-      sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}`.execute(db),
-    );
+    let passed = 0;
+    const counted = function* () {
+      for (const row of rows()) {
+        passed++;
+        yield row;
+      }
+    };
+    await timed(table, () => keyed.insertMissing(table, columns, counted));
+    profile[table]!.rows += passed;
   }
 
   async function removeEmpty(): Promise<void> {
@@ -458,56 +376,3 @@ function rowWriter(db: RollupDB, database: Database, loadData: boolean) {
 
   return { upsert, insertMissing, removeEmpty, timed, profile };
 }
-
-/** MySQL: appends rows with LOAD DATA LOCAL INFILE (`ignore`: rows whose key is stored are skipped). */
-async function loadRows(db: RollupDB, table: string, columns: string[], rows: Iterable<unknown[]>, ignore: boolean): Promise<void> {
-  const iterator = rows[Symbol.iterator]();
-  let next = iterator.next();
-  if (next.done) return;
-  const load = new InfileLoad(
-    db,
-    (name) => sql`LOAD DATA LOCAL INFILE ${name} ${ignore ? sql`IGNORE ` : sql``}INTO TABLE ${sql.table(table)} ${TSV}
-      (${sql.join(columns.map((c) => sql.ref(c)))})`,
-  );
-  try {
-    let text = '';
-    for (; !next.done; next = iterator.next()) {
-      const row = next.value;
-      for (let i = 0; i < row.length; i++) {
-        const v = row[i];
-        text += (i === 0 ? '' : '\t') + (v === null ? '\\N' : typeof v === 'string' ? tsvField(v) : String(v));
-      }
-      text += '\n';
-      if (text.length >= 1 << 20) {
-        await load.write(text);
-        text = '';
-      }
-    }
-    if (text.length > 0) await load.write(text);
-    await load.finish();
-  } catch (error) {
-    await load.settle();
-    throw error;
-  }
-}
-
-/** Runs `statement` on the rows, ROWS_PER_STATEMENT at a time. */
-async function inStatements(rows: Iterable<unknown[]>, statement: (chunk: unknown[][]) => Promise<unknown>): Promise<void> {
-  let chunk: unknown[][] = [];
-  for (const row of rows) {
-    if (chunk.push(row) >= ROWS_PER_STATEMENT) {
-      await statement(chunk);
-      chunk = [];
-    }
-  }
-  if (chunk.length > 0) await statement(chunk);
-}
-
-function* filter(rows: () => Iterable<unknown[]>, keep: (row: unknown[]) => boolean): Generator<unknown[]> {
-  for (const row of rows()) if (keep(row)) yield row;
-}
-
-function values(rows: unknown[][]) {
-  return sql.join(rows.map((r) => sql`(${sql.join(r)})`));
-}
-

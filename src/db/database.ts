@@ -1,0 +1,179 @@
+import type { Kysely, RawBuilder } from 'kysely';
+import type { DatabaseConfig } from '../config.js';
+import type { SalesWriter, SalesWriterOptions } from './sales-writer.js';
+import type { Tables } from './tables.js';
+
+export type DB = Kysely<Tables>;
+/** A Kysely instance over any set of tables (rollups, migrations): what the dialect's helpers take. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any table set: statements name their own tables
+export type AnyDB = Kysely<any>;
+
+/** The databases Zinc runs on: one module each under src/db/dialects/. */
+export type DialectName = DatabaseConfig['kind'];
+
+/**
+ * One open database. `db` serves reads and short writes; `writer` is where imports write. How
+ * they are opened (one pool, or two connections to one file) is the dialect's business.
+ */
+export interface Database {
+  readonly dialect: Dialect;
+  readonly db: DB;
+  readonly writer: DB;
+  close(): Promise<void>;
+}
+
+/**
+ * Everything that differs between databases, behind one interface: code outside src/db/dialects/
+ * never asks which database it is on, it asks the dialect. One instance per open database, so a
+ * dialect may hold that database's raw handles (SQLite's prepared statements on the writer).
+ */
+export interface Dialect {
+  readonly name: DialectName;
+  /** SQL fragments that are spelled differently. */
+  readonly sql: DialectSql;
+
+  /**
+   * How the database orders ids. MySQL's utf8mb4_bin pads with spaces (`'A'` sorts after
+   * `'A\u0001'`); SQLite compares bytes. The import's order runs and basket keys follow it.
+   */
+  readonly idsPadSpaces: boolean;
+
+  /** Cents as the money columns take them, and back (see MoneyColumns). */
+  centsToDb(cents: number | bigint): string | number;
+  centsFromDb(value: string | number | bigint | null): bigint;
+
+  /**
+   * Runs `work` (which opens and ends a transaction on `conn`) holding the database-wide writer
+   * lock: one change to `sales` at a time, whichever process makes it (see src/db/write-lock.ts).
+   */
+  withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Per-file claims between processes (see src/imports/import-lease.ts). */
+  readonly claims: FileClaims;
+
+  /** The store step of an import, inside its transaction `trx`. */
+  createSalesWriter(trx: DB, importId: number, options: SalesWriterOptions): Promise<SalesWriter>;
+  /** Whether a file of this size should be stored as a bulk load (indexes built after it). */
+  isBulkLoad(fileBytes: number): Promise<boolean>;
+  /** Adds rows to tables by key, in bulk, inside the caller's transaction `db`. */
+  keyedWriter(db: AnyDB, options: { loadData: boolean }): KeyedWriter;
+  /** The rows of a query one at a time, without holding them all (inside the caller's transaction). */
+  iterate<T>(db: AnyDB, query: RawBuilder<T>): AsyncIterable<T>;
+  /** Moves the one-row data version on (or starts it at `start`), inside the caller's transaction. */
+  bumpDataVersion(db: AnyDB, start: number): Promise<void>;
+  /**
+   * Runs `run` (large sorts and group concatenations over all of `sales`) on `db` with the
+   * session settings they need: memory that keeps sorts within bounds, aggregates never cut.
+   */
+  withLargeAggregates<T>(db: AnyDB, run: () => Promise<T>): Promise<T>;
+}
+
+export interface DialectSql {
+  /** `INSERT IGNORE` / `INSERT OR IGNORE`: an insert that skips rows whose key is stored. */
+  readonly insertIgnore: RawBuilder<unknown>;
+  /**
+   * `table alias` read through `index`: named on MySQL, whose planner may hold an empty table's
+   * statistics inside a large import's transaction and would scan; other planners pick well.
+   */
+  indexed(table: string, alias: string, index: string): RawBuilder<unknown>;
+  /** `table` read by a full scan rather than through `index` (a pass over every row). */
+  scanned(table: string, index: string): RawBuilder<unknown>;
+  /** A join whose left side is read first (`STRAIGHT_JOIN` on MySQL). */
+  readonly joinInOrder: RawBuilder<unknown>;
+  /** After SELECT: join the FROM list in the order written. */
+  readonly selectInOrder: RawBuilder<unknown>;
+  /** After SELECT: a large GROUP BY result, sorted rather than hashed (MySQL's SQL_BIG_RESULT). */
+  readonly bigResult: RawBuilder<unknown>;
+  /** The Monday of `date`'s ISO week, as the database's date type. */
+  weekOf(date: RawBuilder<unknown>): RawBuilder<unknown>;
+  /** The first day of `date`'s month, as the database's date type. */
+  monthOf(date: RawBuilder<unknown>): RawBuilder<unknown>;
+  /** Lower-case hex SHA-256 of a text. */
+  sha256(text: RawBuilder<unknown>): RawBuilder<unknown>;
+  /**
+   * The aggregate of a group's product ids sorted, each prefixed by its length and a colon
+   * (`2:P13:P10`): a basket's key.
+   */
+  basketKey(column: string): RawBuilder<unknown>;
+  /**
+   * `UPDATE target SET … FROM source WHERE on AND where`, as the database spells an update
+   * through a join. `target` and `source` are `table alias`; `set` pairs a target column with a
+   * value (which may name the source's alias).
+   */
+  updateJoined(spec: {
+    target: [table: string, alias: string];
+    source: [table: string, alias: string];
+    on: RawBuilder<unknown>;
+    set: Array<[column: string, value: RawBuilder<unknown>]>;
+    where: RawBuilder<unknown>;
+  }): RawBuilder<unknown>;
+}
+
+/**
+ * Which process is importing which file, across processes (MySQL: named locks that die with their
+ * connection; SQLite: the file is local, so a record's owner process is checked directly).
+ */
+export interface FileClaims {
+  /** Takes the claim for a file on `conn`, without waiting. False when another holds it. */
+  acquire(conn: DB, sha256: string): Promise<boolean>;
+  release(conn: DB, sha256: string): Promise<void>;
+  /** Holds a claim on this process itself while it has records it has not started loading. */
+  holdOwner(owner: string): Promise<() => Promise<void>>;
+  /**
+   * True when no live importer holds the file's record: `mine` tells whether this process
+   * (`owner` is ours) still works on it.
+   */
+  isAbandoned(db: DB, record: { sha256: string; owner: string | null }, here: { owner: string; active: boolean }): Promise<boolean>;
+}
+
+/** Adds rows to tables by key (see Dialect.keyedWriter). Rows are arrays in column order. */
+export interface KeyedWriter {
+  /**
+   * Adds each row's `adds` columns to the stored row of its key, or stores the row. `fresh` tells
+   * rows whose key no stored row can hold (they may be appended in bulk). `rows` may be walked
+   * more than once.
+   */
+  addByKey(
+    table: string,
+    keys: readonly string[],
+    adds: readonly string[],
+    rows: () => Iterable<unknown[]>,
+    fresh?: (row: unknown[]) => boolean,
+  ): Promise<void>;
+  /** Stores the rows whose key is not stored yet. */
+  insertMissing(table: string, columns: readonly string[], rows: () => Iterable<unknown[]>): Promise<void>;
+}
+
+/** How money crosses into and out of a database's money columns: exact both ways. */
+export interface MoneyColumns {
+  /** Cents as the money columns take them (DECIMAL string, or integer cents). */
+  centsToDb(cents: number | bigint): string | number;
+  /** An amount or SUM as the database returns it → cents. */
+  centsFromDb(value: string | number | bigint | null): bigint;
+}
+
+/** How a dialect is opened and backed up, before any database is open; its money columns. */
+export interface DialectModule<C extends DatabaseConfig = DatabaseConfig> extends MoneyColumns {
+  readonly name: C['kind'];
+  open(config: C, options: OpenOptions): Database;
+  /** The backup file's extension (`sqlite`, `sql`). */
+  readonly backupExtension: string;
+  /** Writes a consistent copy of the database to `file` while the service keeps running. */
+  backup(config: C, file: string): Promise<void>;
+}
+
+export interface OpenOptions {
+  /** Called for every failed query (metrics). */
+  onQueryError?: (error: unknown) => void;
+}
+
+/**
+ * Runs `read` inside one read-only transaction on one connection, so that all its statements see
+ * the same committed state (InnoDB's consistent snapshot; SQLite's WAL snapshot), never part of an
+ * import that commits in between. `read` gets a Database whose `db` is that transaction.
+ */
+export function readConsistently<T>(database: Database, read: (reader: Database) => Promise<T>): Promise<T> {
+  return database.db
+    .transaction()
+    .setAccessMode('read only')
+    .execute((trx) => read({ ...database, db: trx }));
+}

@@ -1,0 +1,265 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { Kysely, MysqlDialect as KyselyMysqlDialect, sql, type LogEvent, type RawBuilder } from 'kysely';
+import { createPool, type PoolOptions } from 'mysql2';
+import type { DatabaseConfig } from '../../../config.js';
+import { decimalToCents, formatCents } from '../../../money.js';
+import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
+import type { SalesWriterOptions } from '../../sales-writer.js';
+import type { Tables } from '../../tables.js';
+import { InfileLoad, InfileStreams, TSV, tsvField } from './infile.js';
+import { fileClaims, withWriteLock } from './locks.js';
+import { MysqlInsertWriter, MysqlLoadDataWriter } from './sales-writer.js';
+
+type MysqlConfig = Extract<DatabaseConfig, { kind: 'mysql' }>;
+
+/**
+ * MySQL 8 and MariaDB: one pool for reads and writes. Money is DECIMAL, read back as exact
+ * strings; ids compare as utf8mb4_bin does (with PAD SPACE).
+ */
+export const mysqlModule: DialectModule<MysqlConfig> = {
+  name: 'mysql',
+  backupExtension: 'sql',
+  /** DECIMAL(14,2) as exact decimal text, both ways. */
+  centsToDb: (cents) => formatCents(cents),
+  centsFromDb: (value) => (value === null ? 0n : decimalToCents(String(value))),
+  open(config, options) {
+    const streams = new InfileStreams();
+    const pool = createPool(poolOptions(config.url, streams));
+    // A pool error (server gone) must never take the process down; queries report it instead.
+    pool.on('connection', (conn) => {
+      conn.on('error', () => {});
+      // Basket keys (GROUP_CONCAT of a basket's product ids) must never be cut at 1 KiB.
+      conn.query('SET SESSION group_concat_max_len = 4294967295', () => {});
+    });
+    const log = options.onQueryError
+      ? (event: LogEvent) => {
+          if (event.level === 'error') options.onQueryError!(event.error);
+        }
+      : undefined;
+    const db = new Kysely<Tables>({ dialect: new KyselyMysqlDialect({ pool }), log });
+    return { dialect: new MysqlDialect(db, streams), db, writer: db, close: () => db.destroy() } satisfies Database;
+  },
+  /** `mysqldump --single-transaction` (or `mariadb-dump`): a consistent copy while the service runs. */
+  async backup(config, file) {
+    const tool = ['mysqldump', 'mariadb-dump'].find((name) => spawnSync(name, ['--version']).status === 0);
+    if (!tool) {
+      throw new Error(
+        'neither mysqldump nor mariadb-dump is installed; install the MySQL client tools (e.g. apt-get install default-mysql-client)',
+      );
+    }
+    const url = new URL(config.url);
+    const args = [
+      '--single-transaction',
+      '--quick',
+      '--no-tablespaces',
+      '--skip-lock-tables',
+      `--host=${url.hostname}`,
+      `--port=${config.port}`,
+      `--user=${decodeURIComponent(url.username)}`,
+      config.database,
+    ];
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(tool, args, {
+        // The password goes through the environment, never the command line (visible in ps).
+        env: { ...process.env, MYSQL_PWD: decodeURIComponent(url.password) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out = createWriteStream(file);
+      let stderr = '';
+      child.stdout.pipe(out);
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        out.close();
+        if (code === 0) resolve();
+        else reject(new Error(`${tool} exited with ${code}: ${stderr.trim().split('\n').pop() ?? ''}`));
+      });
+    });
+  },
+};
+
+/** mysql2 pool options Zinc relies on. */
+function poolOptions(url: string, streams: InfileStreams): PoolOptions {
+  return {
+    uri: url,
+    // DATE stays `YYYY-MM-DD`; no shift through the client's time zone.
+    dateStrings: true,
+    timezone: 'Z',
+    // DECIMAL and SUM arrive as exact strings (never decimalNumbers).
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    charset: 'UTF8MB4_UNICODE_CI',
+    connectionLimit: 10,
+    connectTimeout: 5000,
+    enableKeepAlive: true,
+    multipleStatements: false,
+    // Only streams this pool registered can be read by LOAD DATA LOCAL INFILE (see infile.ts).
+    infileStreamFactory: streams.factory,
+  };
+}
+
+const SQL: DialectSql = {
+  insertIgnore: sql`INSERT IGNORE`,
+  indexed: (table, alias, index) => sql`${sql.table(table)} ${sql.raw(alias)} FORCE INDEX (${sql.ref(index)})`,
+  scanned: (table, index) => sql`${sql.table(table)} IGNORE INDEX (${sql.ref(index)})`,
+  joinInOrder: sql`STRAIGHT_JOIN`,
+  selectInOrder: sql`STRAIGHT_JOIN `,
+  bigResult: sql`SQL_BIG_RESULT `,
+  weekOf: (date) => sql`DATE_SUB(${date}, INTERVAL WEEKDAY(${date}) DAY)`,
+  monthOf: (date) => sql`DATE_FORMAT(${date}, '%Y-%m-01')`,
+  sha256: (text) => sql`SHA2(${text}, 256)`,
+  basketKey: (column) =>
+    sql`GROUP_CONCAT(CONCAT(CHAR_LENGTH(${sql.ref(column)}), ':', ${sql.ref(column)}) ORDER BY ${sql.ref(column)} SEPARATOR '')`,
+  updateJoined: ({ target, source, on, set, where }) =>
+    sql`UPDATE ${sql.table(target[0])} ${sql.raw(target[1])} JOIN ${sql.table(source[0])} ${sql.raw(source[1])} ON ${on}
+      SET ${sql.join(set.map(([column, value]) => sql`${sql.ref(`${target[1]}.${column}`)} = ${value}`))} WHERE ${where}`,
+};
+
+/** Rows a statement carries when writing by key (well under the placeholder limit). */
+const ROWS_PER_STATEMENT = 1000;
+
+class MysqlDialect implements Dialect {
+  readonly name = 'mysql';
+  readonly sql = SQL;
+  readonly idsPadSpaces = true;
+  readonly claims: FileClaims;
+
+  constructor(
+    writer: DB,
+    private readonly streams: InfileStreams,
+  ) {
+    this.claims = fileClaims(writer);
+  }
+
+  readonly centsToDb = mysqlModule.centsToDb;
+  readonly centsFromDb = mysqlModule.centsFromDb;
+
+  withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withWriteLock(conn, work, signal);
+  }
+
+  /** LOAD DATA LOCAL INFILE unless the server refuses it (`auto`), or multi-row INSERT IGNORE. */
+  async createSalesWriter(trx: DB, importId: number, options: SalesWriterOptions) {
+    const method = options.mysqlLoadMethod;
+    const useLoadData = method === 'load-data' || (method === 'auto' && (await localInfileEnabled(trx)));
+    return useLoadData ? new MysqlLoadDataWriter(trx, importId, this.streams) : new MysqlInsertWriter(trx, importId);
+  }
+
+  /** InnoDB keeps its indexes as it loads: there is no cheaper bulk path to take. */
+  async isBulkLoad(): Promise<boolean> {
+    return false;
+  }
+
+  /**
+   * Multi-row INSERT … ON DUPLICATE KEY UPDATE; with `loadData`, rows for keys no stored row can
+   * hold go in by LOAD DATA LOCAL INFILE first.
+   */
+  keyedWriter(db: AnyDB, options: { loadData: boolean }): KeyedWriter {
+    const streams = this.streams;
+    return {
+      async addByKey(table, keys, adds, rows, fresh) {
+        const columns = [...keys, ...adds];
+        const appending = Boolean(fresh && options.loadData);
+        if (appending) await loadRows(streams, db, table, columns, filter(rows, fresh!), false);
+        const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
+        const merged = appending ? filter(rows, (row) => !fresh!(row)) : rows();
+        await inStatements(merged, (chunk) =>
+          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
+            ON DUPLICATE KEY UPDATE ${update}`.execute(db),
+        );
+      },
+      async insertMissing(table, columns, rows) {
+        if (options.loadData) return loadRows(streams, db, table, columns, rows(), true);
+        await inStatements(rows(), (chunk) =>
+          sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}`.execute(db),
+        );
+      },
+    };
+  }
+
+  /** A streamed result on the transaction's connection. */
+  async *iterate<T>(db: AnyDB, query: RawBuilder<T>): AsyncIterable<T> {
+    for await (const result of db.getExecutor().stream<T>(query.compile(db), 2000)) yield* result.rows;
+  }
+
+  async bumpDataVersion(db: AnyDB, start: number): Promise<void> {
+    await sql`INSERT INTO data_version (id, version) VALUES (1, ${start})
+      ON DUPLICATE KEY UPDATE version = version + 1`.execute(db);
+  }
+
+  /**
+   * The server sorts within its own buffers; GROUP_CONCAT is cut at group_concat_max_len (1 KiB
+   * by default on MySQL 8), which every connection of the pool lifts, and so does this, in case
+   * the session lowered it.
+   */
+  async withLargeAggregates<T>(db: AnyDB, run: () => Promise<T>): Promise<T> {
+    await sql`SET SESSION group_concat_max_len = 4294967295`.execute(db);
+    return run();
+  }
+}
+
+async function localInfileEnabled(db: DB): Promise<boolean> {
+  const { rows } = await sql<{ on: number | string }>`SELECT @@GLOBAL.local_infile AS ${sql.ref('on')}`.execute(db);
+  return Number(rows[0]?.on) === 1;
+}
+
+/** Appends rows with LOAD DATA LOCAL INFILE (`ignore`: rows whose key is stored are skipped). */
+async function loadRows(
+  streams: InfileStreams,
+  db: AnyDB,
+  table: string,
+  columns: readonly string[],
+  rows: Iterable<unknown[]>,
+  ignore: boolean,
+): Promise<void> {
+  const iterator = rows[Symbol.iterator]();
+  let next = iterator.next();
+  if (next.done) return;
+  const load = new InfileLoad(
+    streams,
+    db,
+    (name) => sql`LOAD DATA LOCAL INFILE ${name} ${ignore ? sql`IGNORE ` : sql``}INTO TABLE ${sql.table(table)} ${TSV}
+      (${sql.join(columns.map((c) => sql.ref(c)))})`,
+  );
+  try {
+    let text = '';
+    for (; !next.done; next = iterator.next()) {
+      const row = next.value;
+      for (let i = 0; i < row.length; i++) {
+        const v = row[i];
+        text += (i === 0 ? '' : '\t') + (v === null ? '\\N' : typeof v === 'string' ? tsvField(v) : String(v));
+      }
+      text += '\n';
+      if (text.length >= 1 << 20) {
+        await load.write(text);
+        text = '';
+      }
+    }
+    if (text.length > 0) await load.write(text);
+    await load.finish();
+  } catch (error) {
+    await load.settle();
+    throw error;
+  }
+}
+
+/** Runs `statement` on the rows, ROWS_PER_STATEMENT at a time. */
+async function inStatements(rows: Iterable<unknown[]>, statement: (chunk: unknown[][]) => Promise<unknown>): Promise<void> {
+  let chunk: unknown[][] = [];
+  for (const row of rows) {
+    if (chunk.push(row) >= ROWS_PER_STATEMENT) {
+      await statement(chunk);
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) await statement(chunk);
+}
+
+function* filter(rows: () => Iterable<unknown[]>, keep: (row: unknown[]) => boolean): Generator<unknown[]> {
+  for (const row of rows()) if (keep(row)) yield row;
+}
+
+function values(rows: unknown[][]) {
+  return sql.join(rows.map((r) => sql`(${sql.join(r)})`));
+}
