@@ -3,12 +3,13 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
-import type { Database } from './db/connection.js';
+import type { Database } from './db/database.js';
 import { registerAuth } from './http/auth.js';
 import { dashboardRoutes } from './http/dashboard.routes.js';
 import { BODY_LIMIT_BYTES, registerErrorHandler } from './http/error-handler.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerRequestLog } from './http/request-log.js';
+import { declareRoutes, registerRoutePolicy } from './http/route-policy.js';
 import { registerRouteTemplate } from './http/route-template.js';
 import { registerParameterBounds, registerSecurity, registerTimeouts, serverLimits } from './http/security.js';
 import { ErrorResponse } from './http/schemas.js';
@@ -19,6 +20,7 @@ import { LOG_REDACT } from './log.js';
 import { MetricsCache, registerCacheInvalidation } from './metrics/answer-cache.js';
 import { revenueRoutes } from './metrics/revenue.routes.js';
 import { readDataVersion } from './db/data-version.js';
+import { onSalesCommitted } from './write/sales-change.js';
 import { Telemetry } from './telemetry.js';
 
 export interface AppOptions {
@@ -57,6 +59,8 @@ export async function buildApp({
 
   app.addSchema(ErrorResponse);
   registerRouteTemplate(app);
+  // Before any route and any hook that reads a route's policy (timeouts, auth, cache, security).
+  registerRoutePolicy(app);
   registerRequestLog(app, telemetry);
   registerErrorHandler(app);
   registerTimeouts(app, config.requestTimeoutMs);
@@ -68,6 +72,9 @@ export async function buildApp({
     privateAnswers: config.apiToken !== undefined,
   });
   registerCacheInvalidation(app, metricsCache);
+  // Changes committed outside a request (background imports) show at once on this instance too.
+  const stopListening = onSalesCommitted(database, () => metricsCache.invalidate());
+  app.addHook('onClose', async () => stopListening());
 
   await app.register(swagger, {
     openapi: {
@@ -90,7 +97,11 @@ export async function buildApp({
       security: config.apiToken ? [{ bearer: [] }] : [],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(async (docs) => {
+    // Swagger UI's routes cannot declare a policy themselves: its pages are open, as pages.
+    declareRoutes(docs, { access: 'open', page: true });
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
 
   await app.register(healthRoutes, { database, lifecycle });
   await app.register(prometheusRoutes, { telemetry, metricsToken: config.metricsToken });

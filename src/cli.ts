@@ -142,6 +142,10 @@ async function runImport(config: Config, onError: OnError): Promise<number> {
 function printResult({ files, summary }: FolderResult): void {
   if (files.length === 0) console.log('no *.csv files found');
   for (const f of files) {
+    if (f.status === 'refused') {
+      console.log(`${'failed'.padEnd(8)} ${f.filename} ${f.message}`);
+      continue;
+    }
     const detail =
       f.status === 'skipped'
         ? f.message

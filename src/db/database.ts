@@ -47,6 +47,8 @@ export interface Dialect {
    * lock: one change to `sales` at a time, whichever process makes it (see src/db/write-lock.ts).
    */
   withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Whether a failed statement broke a unique key (another writer stored the row first). */
+  isUniqueViolation(error: unknown): boolean;
   /** Per-file claims between processes (see src/imports/import-lease.ts). */
   readonly claims: FileClaims;
 

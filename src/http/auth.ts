@@ -10,16 +10,10 @@ export function tokensEqual(given: string, expected: string): boolean {
 }
 
 export interface ApiTokens {
-  /** Everything under `/api/`. */
+  /** Every route but the open ones (`config.access`, see route-policy.ts). */
   apiToken: string | undefined;
-  /** Reading only: GET (and HEAD) of the metrics and of import records. Needs apiToken. */
+  /** Reading only: the routes that declare `access: 'read'` (metrics, import records). Needs apiToken. */
   apiReadToken?: string | undefined;
-}
-
-/** The routes the read-only token may call: reading metrics and import records, nothing that changes data. */
-export function readOnlyRoute(method: string, route: string): boolean {
-  if (method !== 'GET' && method !== 'HEAD') return false;
-  return route.startsWith('/api/metrics/') || route === '/api/imports' || route === '/api/imports/:id';
 }
 
 const forbidden = (method: string, path: string) =>
@@ -31,25 +25,26 @@ function bearer(header: string | undefined): string | undefined {
 }
 
 /**
- * When a token is configured, every `/api/*` request must carry it as a Bearer token: API_TOKEN
- * for anything, or API_READ_TOKEN for reading (403 elsewhere). Both are compared in constant time.
+ * When a token is configured, every request to a route that is not open (its `config.access`,
+ * see route-policy.ts) must carry one as a Bearer token: API_TOKEN for anything, or API_READ_TOKEN
+ * for the routes that declare `access: 'read'` (403 elsewhere). Both are compared in constant time.
  */
 export function registerAuth(app: FastifyInstance, tokens: ApiTokens | string | undefined): void {
   const { apiToken, apiReadToken } = typeof tokens === 'object' ? tokens : { apiToken: tokens, apiReadToken: undefined };
   if (!apiToken) return;
   app.addHook('onRequest', async (request, reply) => {
-    // The matched route template, not the raw URL: `/%61pi/...` must not slip past.
-    const route = request.route;
-    const path = route ?? request.url;
-    if (!path.startsWith('/api/') && path !== '/api') return;
+    // The policy of the matched route, not of the raw URL: `/%61pi/...` must not slip past. An
+    // unknown /api path takes any valid token on to its 404.
+    const { access } = request.policy;
+    if (access === 'open') return;
     const given = bearer(request.headers.authorization);
     // Both comparisons always run, so the time taken does not tell which token was close.
     const full = given !== undefined && tokensEqual(given, apiToken);
     const read = given !== undefined && apiReadToken !== undefined && tokensEqual(given, apiReadToken);
     if (full) return;
     if (read) {
-      // An unknown path goes on to its 404; a known one must be a read.
-      if (route === undefined || readOnlyRoute(request.method, route)) return;
+      // Anything but a declared read needs the full token (a route declaring nothing is `admin`).
+      if (access === 'read') return;
       throw forbidden(request.method, request.url.split('?')[0]!);
     }
     reply.header('www-authenticate', 'Bearer realm="zinc"');

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
+import { declareRoutes } from './route-policy.js';
 
 /**
  * The web dashboard at `/`: the page Vite builds into web/dist (`npm run build`), served by the
@@ -39,6 +40,9 @@ const notBuilt = {
 };
 
 export const dashboardRoutes: FastifyPluginAsync<DashboardOptions> = async (app, { tokenRequired, dir = DEFAULT_DASHBOARD_DIR }) => {
+  // The page and its files (routes @fastify/static adds, which cannot declare a policy) are pages
+  // for anyone: the page itself asks for the token its calls to /api need.
+  declareRoutes(app, { access: 'open', page: true });
   const indexFile = path.join(dir, 'index.html');
   const assets = path.join(dir, 'assets');
   if (!existsSync(indexFile) || !existsSync(assets)) {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
-import type { Database } from '../db/connection.js';
+import type { Database } from '../db/database.js';
 import { schemaStatus } from '../db/migrator.js';
 import type { Lifecycle } from '../lifecycle.js';
 
@@ -33,19 +33,23 @@ const ReadyResponse = Type.Object({
   schema: Type.String(),
 });
 
+/** Probes need no token, and are never rate limited: a throttled load balancer would take the instance out. */
+const probe = { access: 'open', rateLimited: false } as const;
+
 export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifecycle: Lifecycle }> = async (
   app,
   { database, lifecycle },
 ) => {
   app.get(
     '/health/live',
-    { schema: { tags: ['health'], summary: 'The process answers (liveness probe)', response: { 200: Type.Object({ status: Type.String() }) } } },
+    { config: probe, schema: { tags: ['health'], summary: 'The process answers (liveness probe)', response: { 200: Type.Object({ status: Type.String() }) } } },
     async () => ({ status: 'ok' }),
   );
 
   app.get(
     '/health/ready',
     {
+      config: probe,
       schema: {
         tags: ['health'],
         summary: 'Ready for traffic: database reachable, schema at the latest migration, not shutting down',
@@ -74,6 +78,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
   app.get(
     '/health',
     {
+      config: probe,
       schema: {
         tags: ['health'],
         summary: 'Whether the service and its database answer',

@@ -8,7 +8,8 @@ export const prometheusRoutes: FastifyPluginAsync<{ telemetry: Telemetry; metric
   app,
   { telemetry, metricsToken },
 ) => {
-  app.get('/metrics', { schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false } }, async (request, reply) => {
+  // No API token: a scraper holds METRICS_TOKEN (checked here, when set), never one that reads sales.
+  app.get('/metrics', { config: { access: 'open' }, schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false } }, async (request, reply) => {
     if (metricsToken) {
       const match = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '');
       if (!match || !tokensEqual(match[1]!.trim(), metricsToken)) {

@@ -10,7 +10,8 @@ import { AppError, invalidParameter } from './errors.js';
 
 /**
  * The abuse limits in front of every route: rate limiting per client, security headers, CORS,
- * and the request timeout. Header and body size limits are Fastify options (see app.ts).
+ * and the request timeout. Header and body size limits are Fastify options (see app.ts). Which
+ * routes are exempt or get page headers, each route says in its `config` (route-policy.ts).
  */
 
 /** What Swagger UI's page needs beyond 'self' (hashes of inline scripts and styles, if a version has any). */
@@ -21,26 +22,6 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 
 /** setTimeout's limit (24.8 days): in effect no answer timeout, for the long-running routes. */
 const FOREVER_MS = 2 ** 31 - 1;
-
-/** Routes that serve documents to browsers (the dashboard, Swagger UI) rather than JSON. */
-export function isPage(route: string | undefined): boolean {
-  return route !== undefined && (route === '/' || route.startsWith('/assets/') || route === '/docs' || route.startsWith('/docs/'));
-}
-
-/** Health probes are never rate limited: a throttled load balancer would take the instance out. */
-const UNLIMITED_ROUTES = new Set(['/health', '/health/live', '/health/ready']);
-
-/**
- * Routes whose work legitimately takes as long as the file: imports (folder and upload) and undo.
- * They are exempt from the answer timeout, and once the request is fully received, from the
- * idle-connection timeout too (a large upload is never cut while its bytes keep coming).
- */
-export function isLongRunning(method: string, route: string | undefined): boolean {
-  if (route === '/api/import-sales') return true;
-  if (route === '/api/imports') return method === 'POST';
-  if (route === '/api/imports/:id') return method === 'DELETE';
-  return false;
-}
 
 /** How long a connection may stay silent: the answer timeout plus as much again, at most 5 s more. */
 export function idleTimeoutMs(requestTimeoutMs: number): number {
@@ -147,15 +128,19 @@ export function registerParameterBounds(app: FastifyInstance): void {
   });
 }
 
-/** Exempts the long-running routes from the answer timeout. Register before any route. */
+/**
+ * Exempts the routes that declare `longRunning` (imports, undo: their work takes as long as the
+ * file) from the answer timeout, and once the request is fully received, from the idle-connection
+ * timeout too (a large upload is never cut while its bytes keep coming). Register before any
+ * route, after registerRoutePolicy.
+ */
 export function registerTimeouts(app: FastifyInstance, requestTimeoutMs: number): void {
   if (requestTimeoutMs <= 0) return;
   app.addHook('onRoute', (route: RouteOptions) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (methods.some((m) => isLongRunning(m, route.url))) route.handlerTimeout = FOREVER_MS;
+    if (route.config?.longRunning) route.handlerTimeout = FOREVER_MS;
   });
   app.addHook('onRequest', (request, _reply, done) => {
-    if (isLongRunning(request.method, request.route)) liftIdleTimeoutOnceReceived(request);
+    if (request.policy.longRunning) liftIdleTimeoutOnceReceived(request);
     done();
   });
 }
@@ -193,10 +178,11 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     });
   }
 
-  // Pages (the dashboard, Swagger UI) get helmet's full set, with a CSP that lets them load their
-  // own scripts and styles. JSON answers get the set OWASP recommends for REST APIs: a JSON body
-  // loads nothing and is never framed, and headers that only mean something to documents are left
-  // out (an API answer carries half as many bytes of headers; measurable at thousands of answers/s).
+  // Pages (routes declaring `page`: the dashboard, Swagger UI) get helmet's full set, with a CSP
+  // that lets them load their own scripts and styles. JSON answers get the set OWASP recommends
+  // for REST APIs: a JSON body loads nothing and is never framed, and headers that only mean
+  // something to documents are left out (an API answer carries half as many bytes of headers;
+  // measurable at thousands of answers/s).
   const strictTransportSecurity = { maxAge: 31_536_000, includeSubDomains: false };
   const pageHeaders = securityHeaders({
     contentSecurityPolicy: {
@@ -231,7 +217,7 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
   // Set as one object before the route runs, so 401s, 404s and 429s carry them too.
   app.addHook('onRequest', (request, reply, done) => {
     const https = request.protocol === 'https';
-    reply.headers(isPage(request.route) ? (https ? pageHeaders : plainPageHeaders) : https ? apiHeaders : plainApiHeaders);
+    reply.headers(request.policy.page ? (https ? pageHeaders : plainPageHeaders) : https ? apiHeaders : plainApiHeaders);
     done();
   });
 
@@ -241,7 +227,8 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
       max: config.rateLimitMax,
       timeWindow: config.rateLimitWindowMs,
       cache: 10_000,
-      allowList: (request) => UNLIMITED_ROUTES.has(request.route ?? ''),
+      // Routes that declare `rateLimited: false` (health probes) are never counted.
+      allowList: (request) => request.policy.rateLimited === false,
       errorResponseBuilder: (_request, context) =>
         new AppError(
           429,

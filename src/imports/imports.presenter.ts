@@ -1,4 +1,4 @@
-import type { FileOutcome, FolderResult } from './import.service.js';
+import type { FileOutcome, FolderResult } from './import-run.js';
 import type { ImportRecord } from './imports.repository.js';
 import type { RowError } from './sales-row.js';
 
@@ -31,8 +31,29 @@ export function presentImport(record: ImportRecord) {
   return { ...presentImportSummary(record), errors: JSON.parse(record.errors) as RowError[] };
 }
 
-/** One file of an import run: the full record, or for a skipped file a pointer to the record that has it. */
+/**
+ * One file of an import run: the full record; for a skipped file a pointer to the record that has
+ * it; a refused entry as a failed file that has no record (id 0, no hash: nothing was read).
+ */
 export function presentOutcome(outcome: FileOutcome) {
+  if (outcome.status === 'refused') {
+    return {
+      id: 0,
+      filename: outcome.filename,
+      sha256: '',
+      size_bytes: 0,
+      status: 'failed' as const,
+      on_error: outcome.onError,
+      num_rows: 0,
+      rows_rejected: 0,
+      imported_at: outcome.at,
+      duration_ms: null,
+      error_message: outcome.message,
+      error_count: 0,
+      warnings: [] as string[],
+      errors: [] as RowError[],
+    };
+  }
   if (outcome.status === 'skipped') {
     return {
       id: Number(outcome.record.id),

@@ -1,18 +1,18 @@
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
-import type { Database } from '../db/connection.js';
+import type { Database } from '../db/database.js';
 import { AppError, notFound } from '../http/errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Telemetry } from '../telemetry.js';
 import {
   importFile,
   importFolder,
-  importProgress,
   startFolderImport,
   type FileOutcome,
   type ImportOptions,
 } from './import.service.js';
+import { ImportRuns } from './import-progress.js';
 import { presentFolderResult, presentImport, presentImportSummary, presentOutcome } from './imports.presenter.js';
 import { countImports, findImportById, listImports } from './imports.repository.js';
 import {
@@ -31,25 +31,39 @@ import { undoImport, UndoConflict } from './undo.service.js';
 
 const errors = { 400: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } } as const;
 
+/** Imports and undo change sales, take as long as their file, and need the full token. */
+const writes = { access: 'admin', longRunning: true, changesSales: true } as const;
+/** Import records are for the read-only token too. */
+const reads = { access: 'read' } as const;
+
 export const importRoutes: FastifyPluginAsyncTypebox<{
   database: Database;
   config: Config;
   telemetry: Telemetry;
   lifecycle: Lifecycle;
 }> = async (app, { database, config, telemetry, lifecycle }) => {
-  const onFileDone = (outcome: FileOutcome) =>
+  // This app's running imports: their progress is its own, never another app's in the process.
+  const runs = new ImportRuns();
+  const withProgress = (id: number) => {
+    const progress = runs.progress(id);
+    return progress ? { progress } : {};
+  };
+  const onFileDone = (outcome: FileOutcome) => {
+    if (outcome.status === 'refused') return telemetry.importFinished('failed', 0, 0, null);
     telemetry.importFinished(
       outcome.status,
       outcome.status === 'skipped' ? 0 : outcome.record.num_rows,
       outcome.status === 'skipped' ? 0 : outcome.record.rows_rejected,
       outcome.status === 'skipped' || outcome.record.duration_ms === null ? null : outcome.record.duration_ms / 1000,
     );
+  };
   const options = (onError: 'fail' | 'skip', log: ImportOptions['log']): ImportOptions => ({
     onError,
     log,
     signal: lifecycle.signal,
     onFileDone,
     mysqlLoadMethod: config.mysqlLoadMethod,
+    runs,
   });
 
   // Upload bodies are streams: CSV text straight to a temporary file, never buffered whole.
@@ -59,6 +73,8 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
   app.route({
     method: ['GET', 'POST'],
     url: '/api/import-sales',
+    // GET runs the import too: it is no read.
+    config: writes,
     schema: {
       tags: ['imports'],
       summary: 'Import every new *.csv in the sales folder, in name order',
@@ -81,6 +97,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/api/imports',
     {
+      config: writes,
       schema: {
         tags: ['imports'],
         summary: 'Upload one CSV file and import it',
@@ -115,6 +132,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/imports',
     {
+      config: reads,
       schema: {
         tags: ['imports'],
         summary: 'Import records, newest first',
@@ -133,6 +151,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/imports/:id',
     {
+      config: reads,
       schema: {
         tags: ['imports'],
         summary: 'One import record with its row errors (and its progress while processing)',
@@ -150,6 +169,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
   app.delete(
     '/api/imports/:id',
     {
+      config: writes,
       schema: {
         tags: ['imports'],
         summary: 'Undo an import: remove its rows, restore the rows it replaced, mark it reverted',
@@ -170,11 +190,6 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 };
-
-function withProgress(id: number) {
-  const progress = importProgress(id);
-  return progress ? { progress } : {};
-}
 
 function deferred<T>() {
   let resolve!: (value: T) => void;

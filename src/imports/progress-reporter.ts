@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import type { ImportProgress } from './import.service.js';
+import type { ImportProgress } from './import-progress.js';
 
 /** Files smaller than this import too fast for a progress display to help. */
 const LARGE_FILE_BYTES = 8 * 2 ** 20;

@@ -3,14 +3,13 @@ import { open, readdir, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
 import type { Log } from '../log.js';
-import type { FileOutcome, OnError } from './import.service.js';
-import type { ImportRecord } from './imports.repository.js';
+import type { FileOutcome, OnError } from './import-run.js';
 
 /**
  * The sales folder is not a way out of it. Only regular files directly in SALES_DIR are read:
  * a `*.csv` entry that is a symbolic link (wherever it points), a directory, FIFO, socket or
  * device, or a file that turns out to live outside the folder is refused with a reason, and
- * reported in the run as `failed` without a record (id 0, empty sha256), never opened for reading.
+ * reported in the run as `refused` (shown as failed, without a record), never opened for reading.
  *
  * A file is opened once, without following links (O_NOFOLLOW) and without blocking (a FIFO
  * cannot hang the import), and checked on that open descriptor (fstat: a regular file; its
@@ -113,30 +112,11 @@ async function refuse(handle: FileHandle, reason: string): Promise<{ refused: st
   return { refused: reason };
 }
 
-/** A refused entry as one file of an import run: `failed`, no record (id 0, empty sha256). */
+/** A refused entry as one file of an import run: never read, no record. */
 export function refusedOutcome(name: string, reason: string, onError: OnError, log?: Log): FileOutcome {
   const message = `not imported: ${name} ${reason}; only regular files directly in SALES_DIR are read`;
   log?.warn({ file: name, reason }, 'sales file refused');
-  const record: ImportRecord = {
-    id: 0,
-    filename: name,
-    sha256: '',
-    size_bytes: 0,
-    imported_at: new Date().toISOString().replace('T', ' ').replace('Z', ''),
-    num_rows: 0,
-    rows_rejected: 0,
-    status: 'failed',
-    error_message: message,
-    error_count: 0,
-    errors: '[]',
-    warnings: '[]',
-    on_error: onError,
-    owner: null,
-    duration_ms: null,
-    order_id_min: null,
-    order_id_max: null,
-  };
-  return { status: 'failed', record, filename: name };
+  return { status: 'refused', filename: name, message, onError, at: new Date().toISOString() };
 }
 
 /**

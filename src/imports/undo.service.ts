@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import type { Database, DB, Dialect } from '../db/database.js';
 import { serializedWrites } from '../db/write-lock.js';
-import { noteSalesCommitted } from '../metrics/answer-cache.js';
 import { keepRollupsAround } from '../write/rollup-upkeep.js';
+import { changeSales } from '../write/sales-change.js';
 import { findImportById, type ImportRecord } from './imports.repository.js';
 
 /** Why an import cannot be undone right now. */
@@ -23,15 +23,9 @@ export async function undoImport(database: Database, id: number, signal?: AbortS
   const current = await findImportById(database.db, id);
   if (!current) return undefined;
   refuseUndo(current);
-  const reverted = await serializedWrites(database, 'undo', () =>
-    database.writer
-      .connection()
-      .execute((conn) =>
-        database.dialect.withWriteLock(conn, () => conn.transaction().execute((trx) => revert(trx, database, id)), signal),
-      ),
+  return serializedWrites(database, 'undo', () =>
+    database.writer.connection().execute((conn) => changeSales(database, conn, (trx) => revert(trx, database, id), signal)),
   );
-  noteSalesCommitted();
-  return reverted;
 }
 
 /** Throws UndoConflict when the record's status does not allow an undo. */

@@ -10,28 +10,19 @@ import type { FastifyInstance } from 'fastify';
  *
  * - it is re-read from the database at most every `maxStaleMs` (CACHE_MAX_STALE_MS), when a
  *   request needs it, so changes made by other instances show within that time;
- * - a request that may have changed sales in this process (any non-GET request, and every
- *   /api/import-sales run) calls `invalidate()` before its response is sent, so the instance
- *   that changed the data sees the new version at once (see registerCacheInvalidation in app.ts);
- * - code that commits a change to sales in this process outside a request (background imports)
- *   calls `noteSalesCommitted()` once committed: every DataVersion of the process re-reads.
+ * - a request that may have changed sales in this process (to a route declaring `changesSales`,
+ *   see route-policy.ts) calls `invalidate()` before its response is sent, so the instance that
+ *   changed the data sees the new version at once (see registerCacheInvalidation in app.ts);
+ * - every change to sales committed through this app's Database (src/write/sales-change.ts:
+ *   background imports, undo, rebuilds) invalidates it once committed (wired in app.ts), so this
+ *   instance serves its own changes at once; apps with databases of their own never hear each
+ *   other.
  *
  * With maxStaleMs = 0 answers are not cached and the version is read on every request (it still
  * gives the ETag).
  */
-let committed = 0;
-
-/**
- * Call after committing a change to `sales` (import, replace, undo) in this process: every
- * DataVersion re-reads the version on its next use, so this instance serves the new data at once.
- */
-export function noteSalesCommitted(): void {
-  committed++;
-}
-
 export class DataVersion {
   private value: string | undefined;
-  private committedSeen = committed;
   private checkedAt = -Infinity;
   private generation = 0;
   private pending: Promise<string> | undefined;
@@ -44,10 +35,6 @@ export class DataVersion {
 
   /** The data version, read from the database when the one known is older than maxStaleMs. */
   current(): Promise<string> {
-    if (this.committedSeen !== committed) {
-      this.committedSeen = committed;
-      this.invalidate();
-    }
     if (this.value !== undefined && this.now() - this.checkedAt < this.maxStaleMs) return Promise.resolve(this.value);
     return this.refresh();
   }
@@ -202,19 +189,15 @@ export function ifNoneMatch(header: string | undefined, etag: string): boolean {
   return false;
 }
 
-const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
-
 /**
- * The instance that changes sales sees the new data version at once: every request that may
- * have changed them (any method but GET/HEAD/OPTIONS, and every run of /api/import-sales, which
- * also answers GET) forgets the known version before its response leaves, i.e. after its
- * transaction committed. Registered on the root instance so it sees every route.
+ * The instance that changes sales sees the new data version at once: every request to a route
+ * that may change them (its `config.changesSales`: imports, uploads, undo; by default any method
+ * but GET, HEAD and OPTIONS) forgets the known version before its response leaves, i.e. after
+ * its transaction committed. Registered on the root instance so it sees every route.
  */
 export function registerCacheInvalidation(app: FastifyInstance, cache: MetricsCache): void {
   app.addHook('onSend', (request, _reply, payload, done) => {
-    if (!READ_METHODS.has(request.method) || (request.route ?? '').startsWith('/api/import-sales')) {
-      cache.invalidate();
-    }
+    if (request.policy.changesSales) cache.invalidate();
     done(null, payload);
   });
 }

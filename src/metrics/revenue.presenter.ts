@@ -1,6 +1,7 @@
 import { divideRounded, formatCents } from '../money.js';
 import type { ProductRevenue, DayRevenue, RevenueTotals } from './revenue.queries.js';
 import type { PeriodRevenue } from './revenue.series.js';
+import type { ByProductAnswer, DailyAnswer, SeriesAnswer, TotalsAnswer } from './revenue.service.js';
 
 /** Turns revenue numbers into their wire shape: money as decimal strings with two digits. */
 export function presentTotals(start: string | null, end: string | null, t: RevenueTotals) {
@@ -88,5 +89,46 @@ export function presentProduct(p: ProductRevenue, totalCents: bigint) {
     share: percentOf(p.revenueCents, totalCents),
     order_count: p.orderCount,
     sale_count: p.saleCount,
+  };
+}
+
+/** The product filter echoed, when there is one. */
+function productIdsField(productIds: string[]) {
+  return productIds.length > 0 ? { product_ids: productIds } : {};
+}
+
+/** GET /api/metrics/revenue: the totals, the filter, and the comparison when asked. */
+export function presentTotalsAnswer(answer: TotalsAnswer) {
+  const body = { ...presentTotals(answer.start, answer.end, answer.totals), ...productIdsField(answer.productIds) };
+  return answer.previous ? presentComparison(body, answer.totals, answer.previous) : body;
+}
+
+/** GET /api/metrics/revenue/daily. */
+export function presentDailyAnswer(answer: DailyAnswer) {
+  return { start: answer.start, end: answer.end, currency: 'SGD' as const, days: answer.days.map(presentDay) };
+}
+
+/** GET /api/metrics/revenue/series. */
+export function presentSeriesAnswer(answer: SeriesAnswer) {
+  return {
+    start: answer.start,
+    end: answer.end,
+    granularity: answer.granularity,
+    currency: 'SGD' as const,
+    ...productIdsField(answer.productIds),
+    periods: answer.periods.map(presentPeriod),
+  };
+}
+
+/** GET /api/metrics/revenue/by-product: each product's share is of the range's total revenue. */
+export function presentByProductAnswer(answer: ByProductAnswer) {
+  return {
+    start: answer.start,
+    end: answer.end,
+    currency: 'SGD' as const,
+    order: answer.order,
+    limit: answer.limit,
+    total_revenue: formatCents(answer.totalCents),
+    products: answer.products.map((p) => presentProduct(p, answer.totalCents)),
   };
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { bumpDataVersion } from '../db/data-version.js';
 import type { Database, DB } from '../db/database.js';
 import { basketName, splitBasketKey } from './rollup-delta.js';
+import { changeSales } from './sales-change.js';
 
 /**
  * The rollup tables (src/db/tables.ts, RollupTables) recomputed from `sales`: the reference that
@@ -28,14 +29,12 @@ const ROLLUP_TABLES = [
  */
 export async function rebuildRollups(database: Database, via: DB = database.writer): Promise<void> {
   await via.connection().execute((conn) =>
-    database.dialect.withWriteLock(conn, () =>
-      conn.transaction().execute(async (trx) => {
-        // A basket's products are its name: its rows stay, as the deltas keep them.
-        for (const table of ROLLUP_TABLES) if (table !== 'revenue_basket_products') await trx.deleteFrom(table).execute();
-        await database.dialect.withLargeAggregates(trx, () => rebuildPasses(trx, database.dialect));
-        await bumpDataVersion(trx, database.dialect);
-      }),
-    ),
+    changeSales(database, conn, async (trx) => {
+      // A basket's products are its name: its rows stay, as the deltas keep them.
+      for (const table of ROLLUP_TABLES) if (table !== 'revenue_basket_products') await trx.deleteFrom(table).execute();
+      await database.dialect.withLargeAggregates(trx, () => rebuildPasses(trx, database.dialect));
+      await bumpDataVersion(trx, database.dialect);
+    }),
   );
 }
 

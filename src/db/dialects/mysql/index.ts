@@ -135,6 +135,10 @@ class MysqlDialect implements Dialect {
   readonly centsToDb = mysqlModule.centsToDb;
   readonly centsFromDb = mysqlModule.centsFromDb;
 
+  isUniqueViolation(error: unknown): boolean {
+    return (error as { code?: unknown }).code === 'ER_DUP_ENTRY';
+  }
+
   withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withWriteLock(conn, work, signal);
   }

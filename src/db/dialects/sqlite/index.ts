@@ -143,6 +143,10 @@ class SqliteDialect implements Dialect {
   readonly centsToDb = sqliteModule.centsToDb;
   readonly centsFromDb = sqliteModule.centsFromDb;
 
+  isUniqueViolation(error: unknown): boolean {
+    return (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+  }
+
   /** The transaction takes the database's own lock at BEGIN (beginImmediate): nothing more to hold. */
   withWriteLock<T>(_conn: DB, work: () => Promise<T>): Promise<T> {
     return work();
