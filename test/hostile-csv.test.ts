@@ -6,9 +6,10 @@ import { formatCents } from '../src/money.js';
 import { dialectModule } from '../src/db/dialects/index.js';
 import { DIALECTS } from './support/databases.js';
 import { useHarness } from './support/harness.js';
+import type { DialectName } from '../src/db/database.js';
 
 /** Money through a database's columns, as its dialect converts it. */
-const centsFromDb = (kind: 'sqlite' | 'mysql', value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
+const centsFromDb = (kind: DialectName, value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
 
 
 /**

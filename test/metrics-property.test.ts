@@ -9,9 +9,10 @@ import { expectRollupsMatchRebuild } from './support/rollups.js';
 import { basketTuning } from '../src/metrics/revenue.queries.js';
 import { DIALECTS } from './support/databases.js';
 import { csv, useHarness } from './support/harness.js';
+import type { DialectName } from '../src/db/database.js';
 
 /** Money through a database's columns, as its dialect converts it. */
-const centsFromDb = (kind: 'sqlite' | 'mysql', value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
+const centsFromDb = (kind: DialectName, value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
 
 
 /**

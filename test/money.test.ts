@@ -7,10 +7,11 @@ import {
   parseAmountCents,
 } from '../src/money.js';
 import { dialectModule } from '../src/db/dialects/index.js';
+import type { DialectName } from '../src/db/database.js';
 
 /** Money through a database's columns, as its dialect converts it. */
-const centsFromDb = (kind: 'sqlite' | 'mysql', value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
-const centsToDb = (kind: 'sqlite' | 'mysql', cents: number) => dialectModule(kind).centsToDb(cents);
+const centsFromDb = (kind: DialectName, value: string | number | bigint | null) => dialectModule(kind).centsFromDb(value);
+const centsToDb = (kind: DialectName, cents: number) => dialectModule(kind).centsToDb(cents);
 
 
 describe('parseAmountCents', () => {

@@ -157,6 +157,11 @@ export interface MoneyColumns {
 export interface DialectModule<C extends DatabaseConfig = DatabaseConfig> extends MoneyColumns {
   readonly name: C['kind'];
   open(config: C, options: OpenOptions): Database;
+  /**
+   * The driver's error codes that mean "cannot be reached right now" (503, retry) and "answers
+   * but cannot be written" (read-only, disk full), for the HTTP error handler.
+   */
+  readonly errorCodes: { unavailable: readonly string[]; notWritable: readonly string[] };
   /** The backup file's extension (`sqlite`, `sql`). */
   readonly backupExtension: string;
   /** Writes a consistent copy of the database to `file` while the service keeps running. */

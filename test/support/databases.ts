@@ -8,6 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { DatabaseConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
 import { bulkLoadTuning } from '../../src/db/dialects/sqlite/tuning.js';
+import type { DialectName } from '../../src/db/database.js';
 
 /**
  * The databases every component test runs against: an SQLite file always, and MariaDB/MySQL when
@@ -20,7 +21,7 @@ if (process.env.ZINC_REQUIRE_MYSQL === '1' && !MYSQL_URL) {
   throw new Error('ZINC_REQUIRE_MYSQL=1 but ZINC_TEST_MYSQL_URL is not set: the MySQL tests would not run');
 }
 
-export const DIALECTS: Array<'sqlite' | 'mysql'> = MYSQL_URL ? ['sqlite', 'mysql'] : ['sqlite'];
+export const DIALECTS: Array<DialectName> = MYSQL_URL ? ['sqlite', 'mysql'] : ['sqlite'];
 
 export interface TestDatabase {
   config: DatabaseConfig;
@@ -28,7 +29,7 @@ export interface TestDatabase {
 }
 
 /** Creates an empty database of the given kind, owned by the caller until `drop`. */
-export async function createTestDatabase(kind: 'sqlite' | 'mysql'): Promise<TestDatabase> {
+export async function createTestDatabase(kind: DialectName): Promise<TestDatabase> {
   if (kind === 'sqlite') {
     const dir = mkdtempSync(path.join(tmpdir(), 'zinc-test-'));
     return {
@@ -55,7 +56,7 @@ export async function createTestDatabase(kind: 'sqlite' | 'mysql'): Promise<Test
 /** Every store path of the import: SQLite, and on MySQL both LOAD DATA and the INSERT fallback. */
 export const IMPORT_PATHS: Array<{
   name: string;
-  kind: 'sqlite' | 'mysql';
+  kind: DialectName;
   mysqlLoadMethod: 'auto' | 'load-data' | 'insert';
   /** SQLite: build the secondary indexes after the load, as for large files (useImportPath sets it). */
   bulk?: boolean;

@@ -11,6 +11,7 @@ import { openDatabase } from '../../src/db/dialects/index.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
 import { testConfig } from './config.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
+import type { DialectName } from '../../src/db/database.js';
 
 export interface Harness {
   app: FastifyInstance;
@@ -28,7 +29,7 @@ export interface Harness {
  * Registers hooks that give each test a migrated, empty database of `kind` behind a real app
  * (no port: requests go through `app.inject`), and a fresh sales folder.
  */
-export function useHarness(kind: 'sqlite' | 'mysql', overrides: Partial<Config> = {}): Harness {
+export function useHarness(kind: DialectName, overrides: Partial<Config> = {}): Harness {
   let testDb: TestDatabase;
   const apps: FastifyInstance[] = [];
   const h = {} as Harness;

@@ -15,6 +15,12 @@ function moduleOf<C extends DatabaseConfig>(config: C): DialectModule<C> {
   return MODULES[config.kind] as unknown as DialectModule<C>;
 }
 
+/** The error codes of every database's driver, by meaning (see DialectModule.errorCodes). */
+export const DRIVER_ERROR_CODES = {
+  unavailable: new Set(Object.values(MODULES).flatMap((m) => m.errorCodes.unavailable)),
+  notWritable: new Set(Object.values(MODULES).flatMap((m) => m.errorCodes.notWritable)),
+};
+
 /** A database's module by name: what it is before one is open (its money columns, its backups). */
 export function dialectModule(name: DialectName): DialectModule {
   return MODULES[name] as unknown as DialectModule;

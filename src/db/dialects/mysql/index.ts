@@ -20,6 +20,23 @@ type MysqlConfig = Extract<DatabaseConfig, { kind: 'mysql' }>;
 export const mysqlModule: DialectModule<MysqlConfig> = {
   name: 'mysql',
   backupExtension: 'sql',
+  errorCodes: {
+    unavailable: [
+      'PROTOCOL_CONNECTION_LOST',
+      'PROTOCOL_SEQUENCE_TIMEOUT',
+      'ER_CON_COUNT_ERROR',
+      'ER_ACCESS_DENIED_ERROR',
+      'ER_BAD_DB_ERROR',
+      'ER_SERVER_SHUTDOWN',
+      'ER_LOCK_WAIT_TIMEOUT',
+    ],
+    notWritable: [
+      'ER_DISK_FULL',
+      'ER_RECORD_FILE_FULL',
+      'ER_OPTION_PREVENTS_STATEMENT', // read_only / super_read_only server
+      'ER_READ_ONLY_MODE',
+    ],
+  },
   /** DECIMAL(14,2) as exact decimal text, both ways. */
   centsToDb: (cents) => formatCents(cents),
   centsFromDb: (value) => (value === null ? 0n : decimalToCents(String(value))),

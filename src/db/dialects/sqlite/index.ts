@@ -22,6 +22,10 @@ type SqliteConfig = Extract<DatabaseConfig, { kind: 'sqlite' }>;
 export const sqliteModule: DialectModule<SqliteConfig> = {
   name: 'sqlite',
   backupExtension: 'sqlite',
+  errorCodes: {
+    unavailable: ['SQLITE_BUSY', 'SQLITE_CANTOPEN', 'SQLITE_IOERR'],
+    notWritable: ['SQLITE_READONLY', 'SQLITE_READONLY_DBMOVED', 'SQLITE_READONLY_DIRECTORY', 'SQLITE_FULL'],
+  },
   /** Integer cents, within the doubles better-sqlite3 binds exactly. */
   centsToDb(cents) {
     const n = Number(cents);
