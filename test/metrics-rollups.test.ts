@@ -4,7 +4,7 @@ import { loadConfig } from '../src/config.js';
 import { readConsistently } from '../src/db/database.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
-import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/metrics/calendar.js';
+import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/calendar.js';
 import { importFile } from '../src/imports/import.service.js';
 import { rebuildRollups } from '../src/write/rollup-rebuild.js';
 import { expectRollupsMatchRebuild, rollupSnapshot } from './support/rollups.js';

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
  * Caching of metrics answers, exact and fresh.
  *
  * Every change to `sales` bumps a one-row data version in the same transaction
- * (rollups.ts). An answer is cached under (data version, question), so a cached answer is
+ * (src/write/sales-change.ts, src/db/data-version.ts). An answer is cached under (data version, question), so a cached answer is
  * always the answer for that version; what can be late is only this process's idea of the
  * current version:
  *

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Database } from '../db/database.js';
-import { periodStart, type Granularity } from './calendar.js';
+import { periodStart, type Granularity } from '../calendar.js';
 import type { DayRevenue, RevenueTotals } from './revenue.queries.js';
 import { readDataVersion } from '../db/data-version.js';
 

@@ -1,9 +1,9 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '../db/database.js';
-import { addDays, addMonths, daysInclusive, lastDayOfMonth, nextPeriodStart, periodEnd, periodStart, type Granularity } from './calendar.js';
+import { addDays, addMonths, daysInclusive, lastDayOfMonth, nextPeriodStart, periodEnd, periodStart, type Granularity } from '../calendar.js';
 
 /**
- * Reads ("selectors") over the revenue rollups (see rollups.ts). Dates are `YYYY-MM-DD` strings;
+ * Reads ("selectors") over the revenue rollups (src/db/tables.ts; kept by src/write/). Dates are `YYYY-MM-DD` strings;
  * bounds are inclusive. Every answer is exact:
  *
  * - revenue and sale counts add up across days and products;

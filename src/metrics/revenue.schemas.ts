@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { GRANULARITIES } from './calendar.js';
+import { GRANULARITIES } from '../calendar.js';
 
 const date = (description: string) => Type.String({ format: 'date', description, examples: ['2024-01-31'] });
 const money = (description: string) => Type.String({ pattern: '^-?\\d+\\.\\d{2}$', description, examples: ['12345.67'] });

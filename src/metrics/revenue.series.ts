@@ -1,4 +1,4 @@
-import { addDays, periodEnd, periodStart, type Granularity } from './calendar.js';
+import { addDays, periodEnd, periodStart, type Granularity } from '../calendar.js';
 import type { DayRevenue, RevenueTotals } from './revenue.queries.js';
 
 export interface PeriodRevenue extends RevenueTotals {

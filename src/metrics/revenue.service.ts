@@ -1,6 +1,6 @@
 import { readConsistently, type Database } from '../db/database.js';
 import { invalidParameter } from '../http/errors.js';
-import { addDays, daysInclusive, eachDay, toDayNumber, type Granularity } from './calendar.js';
+import { addDays, daysInclusive, eachDay, toDayNumber, type Granularity } from '../calendar.js';
 import { DailySnapshots, type DailySnapshot } from './daily-snapshot.js';
 import {
   revenueByDay,

@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import { bumpDataVersion } from '../db/data-version.js';
 import type { DB, Dialect } from '../db/database.js';
-import { periodStart } from '../metrics/calendar.js';
+import { periodStart } from '../calendar.js';
 import { idLess, isZero, type Cents, type RollupDelta } from './rollup-delta.js';
 import { refreshCumulative } from './rollup-rebuild.js';
 
