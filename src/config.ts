@@ -4,9 +4,11 @@ import path from 'node:path';
 import { z } from 'zod';
 
 /** Where the data lives: a MySQL/MariaDB server or an embedded SQLite file. */
+/** Where the data lives: one variant per database (src/db/dialects/ has a module for each). */
 export type DatabaseConfig =
-  | { kind: 'sqlite'; path: string }
-  | { kind: 'mysql'; url: string; host: string; port: number; database: string };
+  | { kind: 'sqlite'; path: string; poolSize?: number }
+  | { kind: 'mysql'; url: string; host: string; port: number; database: string; poolSize?: number }
+  | { kind: 'postgres'; url: string; host: string; port: number; database: string; poolSize?: number };
 
 export interface Config {
   readonly database: DatabaseConfig;
@@ -49,7 +51,18 @@ export class ConfigError extends Error {
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/zinc.sqlite';
 
-/** Parses `sqlite:PATH` or `mysql://user:pass@host:port/db`; throws a plain message on anything else. */
+/** Server URL schemes, the database each names, and its default port. */
+const SERVER_SCHEMES = {
+  'mysql:': { kind: 'mysql', port: 3306 },
+  'mariadb:': { kind: 'mysql', port: 3306 },
+  'postgres:': { kind: 'postgres', port: 5432 },
+  'postgresql:': { kind: 'postgres', port: 5432 },
+} as const;
+
+/**
+ * Parses `sqlite:PATH`, `mysql://user:pass@host:port/db` or `postgres://user:pass@host:port/db`;
+ * throws a plain message on anything else.
+ */
 export function parseDatabaseUrl(value: string): DatabaseConfig {
   if (value.startsWith('sqlite:')) {
     const file = value.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
@@ -60,18 +73,19 @@ export function parseDatabaseUrl(value: string): DatabaseConfig {
   try {
     url = new URL(value);
   } catch {
-    throw new Error('is not a URL; expected mysql://user:pass@host:port/db or sqlite:PATH');
+    throw new Error('is not a URL; expected mysql://user:pass@host:port/db, postgres://user:pass@host:port/db or sqlite:PATH');
   }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
-    throw new Error(`has unsupported scheme "${url.protocol.replace(/:$/, '')}"; use mysql:// or sqlite:`);
+  const scheme = Object.hasOwn(SERVER_SCHEMES, url.protocol) ? SERVER_SCHEMES[url.protocol as keyof typeof SERVER_SCHEMES] : undefined;
+  if (!scheme) {
+    throw new Error(`has unsupported scheme "${url.protocol.replace(/:$/, '')}"; use mysql://, postgres:// or sqlite:`);
   }
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!url.hostname) throw new Error('has no host; expected mysql://user:pass@host:port/db');
   if (!database || database.includes('/')) {
     throw new Error('has no database name; expected mysql://user:pass@host:port/db');
   }
-  const port = url.port === '' ? 3306 : Number(url.port);
-  return { kind: 'mysql', url: value, host: url.hostname, port, database };
+  const port = url.port === '' ? scheme.port : Number(url.port);
+  return { kind: scheme.kind, url: value, host: url.hostname, port, database };
 }
 
 const portSchema = z
@@ -152,6 +166,11 @@ const envSchema = z.object({
     .regex(/^\d+$/, 'must be a whole number of bytes')
     .transform(Number)
     .default(2 ** 30),
+  DATABASE_POOL_SIZE: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a whole number of connections, at least 1')
+    .transform(Number)
+    .optional(),
   CACHE_MAX_STALE_MS: z
     .string()
     .regex(/^\d+$/, 'must be a whole number of milliseconds (0 disables the cache)')
@@ -227,7 +246,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('API_READ_TOKEN must differ from API_TOKEN');
   }
   return Object.freeze({
-    database: Object.freeze(e.DATABASE_URL),
+    // The pool size is for servers; an SQLite file ignores it (two connections: reader and writer).
+    database: Object.freeze({ ...e.DATABASE_URL, ...(e.DATABASE_POOL_SIZE === undefined ? {} : { poolSize: e.DATABASE_POOL_SIZE }) }),
     salesDir: e.SALES_DIR,
     host: e.HOST,
     port: e.PORT,

@@ -153,9 +153,27 @@ describe('loadConfig with values set', () => {
   });
 });
 
+describe('loadConfig with a PostgreSQL URL', () => {
+  it.each([
+    ['postgres://zinc:secret@pg.internal/sales', 5432],
+    ['postgresql://zinc:secret@pg.internal:6543/sales', 6543],
+  ])('when DATABASE_URL is %s, then host, port (default 5432) and database are taken from it', (url, port) => {
+    const { database } = loadConfig({ SALES_DIR: salesDir, DATABASE_URL: url });
+    expect(database).toEqual({ kind: 'postgres', url, host: 'pg.internal', port, database: 'sales' });
+  });
+
+  it('when DATABASE_POOL_SIZE is set, then the database config carries it', () => {
+    const { database } = loadConfig({ SALES_DIR: salesDir, DATABASE_URL: 'postgres://pg/sales', DATABASE_POOL_SIZE: '25' });
+    expect(database).toMatchObject({ kind: 'postgres', poolSize: 25 });
+  });
+});
+
 describe('loadConfig errors', () => {
   const cases: Array<[string, string]> = [
-    ['DATABASE_URL', 'postgres://x/y'],
+    ['DATABASE_URL', 'mssql://x/y'],
+    ['DATABASE_URL', 'postgres://host-only'],
+    ['DATABASE_POOL_SIZE', '0'],
+    ['DATABASE_POOL_SIZE', 'ten'],
     ['DATABASE_URL', 'not a url'],
     ['DATABASE_URL', 'mysql://host-only'],
     ['DATABASE_URL', 'sqlite:'],
@@ -215,7 +233,7 @@ describe('loadConfig errors', () => {
   });
 
   it('when a URL with an unsupported scheme carries a password, then the message never contains the password', () => {
-    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: 'postgres://admin:hunter2@pg:5432/sales' });
+    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: 'mssql://admin:hunter2@db:1433/sales' });
     expect(error.message).toContain('unsupported scheme');
     expect(error.message).not.toContain('hunter2');
   });

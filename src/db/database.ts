@@ -1,7 +1,7 @@
-import type { Kysely, RawBuilder } from 'kysely';
+import type { Insertable, Kysely, RawBuilder } from 'kysely';
 import type { DatabaseConfig } from '../config.js';
 import type { SalesWriter, SalesWriterOptions } from './sales-writer.js';
-import type { Tables } from './tables.js';
+import type { ImportedFilesTable, Tables } from './tables.js';
 
 export type DB = Kysely<Tables>;
 /** A Kysely instance over any set of tables (rollups, migrations): what the dialect's helpers take. */
@@ -47,6 +47,8 @@ export interface Dialect {
    * lock: one change to `sales` at a time, whichever process makes it (see src/db/write-lock.ts).
    */
   withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Inserts an import record and resolves to its new id (generated key or RETURNING). */
+  insertReturningId(db: DB, row: Insertable<ImportedFilesTable>): Promise<number>;
   /** Whether a failed statement broke a unique key (another writer stored the row first). */
   isUniqueViolation(error: unknown): boolean;
   /** Per-file claims between processes (see src/imports/import-lease.ts). */
@@ -70,8 +72,11 @@ export interface Dialect {
 }
 
 export interface DialectSql {
-  /** `INSERT IGNORE` / `INSERT OR IGNORE`: an insert that skips rows whose key is stored. */
-  readonly insertIgnore: RawBuilder<unknown>;
+  /**
+   * An insert of `rows` (a SELECT or VALUES) into `into` (`table (columns)`) that skips rows whose
+   * key is stored: `INSERT IGNORE`, `INSERT OR IGNORE`, `ON CONFLICT DO NOTHING`.
+   */
+  insertIgnoring(into: RawBuilder<unknown>, rows: RawBuilder<unknown>): RawBuilder<unknown>;
   /**
    * `table alias` read through `index`: named on MySQL, whose planner may hold an empty table's
    * statistics inside a large import's transaction and would scan; other planners pick well.

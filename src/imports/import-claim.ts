@@ -69,7 +69,7 @@ export async function claimFile(
     const existing = await findImportBySha(conn, file.sha256);
     if (!existing) {
       try {
-        return { id: await writeRecord(conn, (trx) => insertImport(trx, { ...fields, sha256: file.sha256 })) };
+        return { id: await writeRecord(conn, (trx) => insertImport(trx, database.dialect, { ...fields, sha256: file.sha256 })) };
       } catch (error) {
         if (!database.dialect.isUniqueViolation(error)) throw error;
         continue; // another process inserted it first: look again

@@ -1,5 +1,5 @@
 import type { Insertable, Updateable } from 'kysely';
-import type { DB } from '../db/database.js';
+import type { DB, Dialect } from '../db/database.js';
 import type { ImportedFilesTable } from '../db/tables.js';
 
 /** Plain functions over `imported_files`; each takes the database or a transaction first. */
@@ -37,9 +37,8 @@ export async function listProcessingImports(db: DB) {
 }
 
 /** Inserts a new `processing` record; throws on a duplicate sha256 (someone else claimed it). */
-export async function insertImport(db: DB, row: Insertable<ImportedFilesTable>): Promise<number> {
-  const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
-  return Number(result.insertId);
+export async function insertImport(db: DB, dialect: Dialect, row: Insertable<ImportedFilesTable>): Promise<number> {
+  return dialect.insertReturningId(db, row);
 }
 
 /**

@@ -116,25 +116,23 @@ export async function listSharedOrders(
     .where('order_id_max', '>=', range.min)
     .execute();
   if (others.length === 0) return 0;
-  const insertIgnore = dialect.sql.insertIgnore;
+  const listOrders = (rows: RawBuilder<unknown>) => dialect.sql.insertIgnoring(sql`rollup_orders (change_id, order_id)`, rows);
   const count = (result: { numAffectedRows?: bigint }) => Number(result.numAffectedRows ?? 0n);
   // Whichever side is smaller is read: the other imports' rows in the range, each probed for this
   // import's lines of its order, or this import's rows, each probed for another import's.
   const theirs = others.reduce((sum, o) => sum + Number(o.num_rows), 0);
   if (theirs > range.rows) {
     return count(
-      await sql`${insertIgnore} INTO rollup_orders (change_id, order_id)
-        SELECT DISTINCT ${importId}, x.order_id FROM ${salesByImport(dialect, 'x')} WHERE x.imported_file_id = ${importId}
-          AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`.execute(db),
+      await listOrders(sql`SELECT DISTINCT ${importId}, x.order_id FROM ${salesByImport(dialect, 'x')} WHERE x.imported_file_id = ${importId}
+          AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`).execute(db),
     );
   }
   let listedRows = 0;
   for (const { id } of others) {
     listedRows += count(
-      await sql`${insertIgnore} INTO rollup_orders (change_id, order_id)
-        SELECT DISTINCT ${importId}, a.order_id FROM ${salesByImport(dialect, 'a')}
+      await listOrders(sql`SELECT DISTINCT ${importId}, a.order_id FROM ${salesByImport(dialect, 'a')}
         WHERE a.imported_file_id = ${id} AND a.order_id >= ${range.min} AND a.order_id <= ${range.max}
-          AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`.execute(db),
+          AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`).execute(db),
     );
   }
   return listedRows;
@@ -142,7 +140,9 @@ export async function listSharedOrders(
 
 /** Lists in rollup_orders every order of `lines` (under `changeId`). */
 export async function listOrdersOf(db: DB, dialect: Dialect, changeId: number, lines: Lines): Promise<void> {
-  await sql`${dialect.sql.insertIgnore} INTO rollup_orders (change_id, order_id) SELECT DISTINCT ${changeId}, l.order_id FROM (${lines}) l`.execute(db);
+  await dialect.sql
+    .insertIgnoring(sql`rollup_orders (change_id, order_id)`, sql`SELECT DISTINCT ${changeId}, l.order_id FROM (${lines}) l`)
+    .execute(db);
 }
 
 export async function clearListedOrders(db: DB, changeId: number): Promise<void> {

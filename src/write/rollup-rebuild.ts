@@ -76,7 +76,8 @@ async function rebuildPasses(db: DB, dialect: Database['dialect']) {
     return splitBasketKey(key).map((product_id) => ({ product_id, basket }));
   });
   for (let i = 0; i < rows.length; i += 1000) {
-    await db.insertInto('revenue_basket_products').orIgnore().values(rows.slice(i, i + 1000)).execute();
+    const values = rows.slice(i, i + 1000).map((r) => sql`(${r.product_id}, ${r.basket})`);
+    await dialect.sql.insertIgnoring(sql`revenue_basket_products (product_id, basket)`, sql`VALUES ${sql.join(values)}`).execute(db);
   }
 
   const month = dialect.sql.monthOf(sql.ref('date'));

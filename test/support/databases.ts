@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { createConnection } from 'mysql2/promise';
+import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import type { DatabaseConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
@@ -11,17 +12,26 @@ import { bulkLoadTuning } from '../../src/db/dialects/sqlite/tuning.js';
 import type { DialectName } from '../../src/db/database.js';
 
 /**
- * The databases every component test runs against: an SQLite file always, and MariaDB/MySQL when
- * ZINC_TEST_MYSQL_URL names a server (mysql://user:pass@host:port, no database). CI sets
- * ZINC_REQUIRE_MYSQL=1 so that a missing server fails the run instead of skipping.
+ * The databases every component test runs against: an SQLite file always, MariaDB/MySQL when
+ * ZINC_TEST_MYSQL_URL names a server (mysql://user:pass@host:port, no database), PostgreSQL when
+ * ZINC_TEST_POSTGRES_URL does (postgres://user:pass@host:port). CI sets ZINC_REQUIRE_MYSQL=1 and
+ * ZINC_REQUIRE_POSTGRES=1 so that a missing server fails the run instead of skipping.
  */
 export const MYSQL_URL = process.env.ZINC_TEST_MYSQL_URL?.replace(/\/+$/, '');
+export const POSTGRES_URL = process.env.ZINC_TEST_POSTGRES_URL?.replace(/\/+$/, '');
 
 if (process.env.ZINC_REQUIRE_MYSQL === '1' && !MYSQL_URL) {
   throw new Error('ZINC_REQUIRE_MYSQL=1 but ZINC_TEST_MYSQL_URL is not set: the MySQL tests would not run');
 }
+if (process.env.ZINC_REQUIRE_POSTGRES === '1' && !POSTGRES_URL) {
+  throw new Error('ZINC_REQUIRE_POSTGRES=1 but ZINC_TEST_POSTGRES_URL is not set: the PostgreSQL tests would not run');
+}
 
-export const DIALECTS: Array<DialectName> = MYSQL_URL ? ['sqlite', 'mysql'] : ['sqlite'];
+export const DIALECTS: Array<DialectName> = [
+  'sqlite',
+  ...(MYSQL_URL ? (['mysql'] as const) : []),
+  ...(POSTGRES_URL ? (['postgres'] as const) : []),
+];
 
 export interface TestDatabase {
   config: DatabaseConfig;
@@ -38,6 +48,23 @@ export async function createTestDatabase(kind: DialectName): Promise<TestDatabas
     };
   }
   const name = `zinc_test_${randomBytes(5).toString('hex')}`;
+  if (kind === 'postgres') {
+    const admin = new pg.Client({ connectionString: `${POSTGRES_URL}/postgres` });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE "${name}" TEMPLATE template0 ENCODING 'UTF8'`);
+    await admin.end();
+    const url = `${POSTGRES_URL}/${name}`;
+    const parsed = new URL(url);
+    return {
+      config: { kind: 'postgres', url, host: parsed.hostname, port: Number(parsed.port || 5432), database: name },
+      drop: async () => {
+        const conn = new pg.Client({ connectionString: `${POSTGRES_URL}/postgres` });
+        await conn.connect();
+        await conn.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+        await conn.end();
+      },
+    };
+  }
   const admin = await createConnection(MYSQL_URL!);
   await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
   await admin.end();
@@ -69,6 +96,7 @@ export const IMPORT_PATHS: Array<{
         { name: 'mysql (INSERT fallback)', kind: 'mysql' as const, mysqlLoadMethod: 'insert' as const },
       ]
     : []),
+  ...(POSTGRES_URL ? [{ name: 'postgres (COPY)', kind: 'postgres' as const, mysqlLoadMethod: 'auto' as const }] : []),
 ];
 
 /** Puts the enclosing describe on an import path's settings that are not in Config (the bulk-load threshold). */
@@ -87,6 +115,10 @@ export function useImportPath(path: { bulk?: boolean }): void {
 export async function salesIndexes(database: Database): Promise<string[]> {
   if (database.dialect.name === 'sqlite') {
     const { rows } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sales'`.execute(database.writer);
+    return rows.map((r) => r.name).sort();
+  }
+  if (database.dialect.name === 'postgres') {
+    const { rows } = await sql<{ name: string }>`SELECT indexname AS name FROM pg_indexes WHERE tablename = 'sales'`.execute(database.writer);
     return rows.map((r) => r.name).sort();
   }
   const { rows } = await sql<{ Key_name: string }>`SHOW INDEX FROM sales`.execute(database.writer);

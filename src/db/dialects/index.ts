@@ -3,12 +3,14 @@ import path from 'node:path';
 import type { DatabaseConfig } from '../../config.js';
 import type { Database, DialectModule, DialectName, OpenOptions } from '../database.js';
 import { mysqlModule } from './mysql/index.js';
+import { postgresModule } from './postgres/index.js';
 import { sqliteModule } from './sqlite/index.js';
 
 /** Every database Zinc runs on. A new one is a module here and a URL scheme in config.ts. */
 const MODULES: { [K in DialectName]: DialectModule<Extract<DatabaseConfig, { kind: K }>> } = {
   sqlite: sqliteModule,
   mysql: mysqlModule,
+  postgres: postgresModule,
 };
 
 function moduleOf<C extends DatabaseConfig>(config: C): DialectModule<C> {

@@ -1,20 +1,25 @@
-import { MysqlAdapter, sql, type Kysely } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 
 // Frozen in time: this file never imports application code.
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
   const text = mysql ? sql`MEDIUMTEXT` : sql`TEXT`;
 
   await db.schema
     .createTable('imported_files')
-    .addColumn('id', mysql ? 'bigint' : 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', mysql || postgres ? 'bigint' : 'integer', (c) =>
+      postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement(),
+    )
     .addColumn('filename', 'varchar(255)', (c) => c.notNull())
-    .addColumn('sha256', mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : 'text', (c) =>
-      c.notNull().unique(),
+    .addColumn(
+      'sha256',
+      mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : postgres ? sql`CHAR(64) COLLATE "C"` : 'text',
+      (c) => c.notNull().unique(),
     )
     .addColumn('size_bytes', 'bigint', (c) => c.notNull())
-    .addColumn('imported_at', mysql ? sql`DATETIME(3)` : 'text', (c) => c.notNull())
+    .addColumn('imported_at', mysql ? sql`DATETIME(3)` : postgres ? sql`TIMESTAMP(3)` : 'text', (c) => c.notNull())
     .addColumn('num_rows', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('rows_rejected', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('status', 'varchar(16)', (c) => c.notNull())
@@ -29,25 +34,27 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('imported_files_status').on('imported_files').column('status').execute();
 
-  // Identities compare byte for byte: utf8mb4_bin on MySQL, SQLite's default BINARY collation.
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
+  // Identities compare byte for byte: utf8mb4_bin on MySQL, "C" on PostgreSQL, SQLite's default BINARY collation.
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
   await db.schema
     .createTable('sales')
     // On SQLite an INTEGER PRIMARY KEY is the rowid itself: no separate index to maintain.
-    .addColumn('id', mysql ? 'bigint' : 'integer', (c) => (mysql ? c.primaryKey().autoIncrement() : c.primaryKey()))
-    .addColumn('date', mysql ? 'date' : 'text', (c) => c.notNull())
+    .addColumn('id', mysql || postgres ? 'bigint' : 'integer', (c) =>
+      mysql ? c.primaryKey().autoIncrement() : postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey(),
+    )
+    .addColumn('date', mysql || postgres ? 'date' : 'text', (c) => c.notNull())
     .addColumn('order_id', idType, (c) => c.notNull())
     .addColumn('product_id', idType, (c) => c.notNull())
     // SQLite has no exact decimal type, so there the column holds integer cents.
-    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : 'integer', (c) => c.notNull())
-    .addColumn('imported_file_id', mysql ? 'bigint' : 'integer', (c) => c.notNull())
+    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : postgres ? sql`NUMERIC(14,2)` : 'integer', (c) => c.notNull())
+    .addColumn('imported_file_id', mysql || postgres ? 'bigint' : 'integer', (c) => c.notNull())
     .addColumn('source_line', 'integer', (c) => c.notNull())
     .addUniqueConstraint('sales_identity', ['order_id', 'product_id'])
     .addForeignKeyConstraint('fk_sales_imported_file', ['imported_file_id'], 'imported_files', ['id'])
     .modifyEnd(mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql``)
     .execute();
   await db.schema.createIndex('sales_date').on('sales').column('date').execute();
-  // MySQL indexes a foreign key by itself; SQLite needs it spelled out.
+  // MySQL indexes a foreign key by itself; SQLite and PostgreSQL need it spelled out.
   if (!mysql) {
     await db.schema.createIndex('sales_imported_file').on('sales').column('imported_file_id').execute();
   }

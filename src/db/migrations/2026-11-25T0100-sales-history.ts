@@ -1,4 +1,4 @@
-import { MysqlAdapter, sql, type Kysely } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 
 // Frozen in time: this file never imports application code.
 //
@@ -7,18 +7,19 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
-  const bigint = mysql ? 'bigint' : 'integer';
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
+  const bigint = mysql || postgres ? 'bigint' : 'integer';
   const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql``;
 
   await db.schema
     .createTable('sales_history')
-    .addColumn('id', bigint, (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', bigint, (c) => (postgres ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement()))
     .addColumn('replaced_by_import_id', bigint, (c) => c.notNull())
-    .addColumn('date', mysql ? 'date' : 'text', (c) => c.notNull())
+    .addColumn('date', mysql || postgres ? 'date' : 'text', (c) => c.notNull())
     .addColumn('order_id', idType, (c) => c.notNull())
     .addColumn('product_id', idType, (c) => c.notNull())
-    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : 'integer', (c) => c.notNull())
+    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : postgres ? sql`NUMERIC(14,2)` : 'integer', (c) => c.notNull())
     .addColumn('imported_file_id', bigint, (c) => c.notNull())
     .addColumn('source_line', 'integer', (c) => c.notNull())
     .modifyEnd(tableEnd)
@@ -30,10 +31,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .createTable('sales_staging')
     .addColumn('import_id', bigint, (c) => c.notNull())
     .addColumn('line', 'integer', (c) => c.notNull())
-    .addColumn('date', mysql ? 'date' : 'text', (c) => c.notNull())
+    .addColumn('date', mysql || postgres ? 'date' : 'text', (c) => c.notNull())
     .addColumn('order_id', idType, (c) => c.notNull())
     .addColumn('product_id', idType, (c) => c.notNull())
-    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : 'integer', (c) => c.notNull())
+    .addColumn('amount_sgd', mysql ? sql`DECIMAL(14,2)` : postgres ? sql`NUMERIC(14,2)` : 'integer', (c) => c.notNull())
     .addPrimaryKeyConstraint('sales_staging_pk', ['import_id', 'line'])
     .modifyEnd(tableEnd)
     .execute();

@@ -1,4 +1,4 @@
-import { MysqlAdapter, sql, type Kysely } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 
 // Frozen in time: this file never imports application code.
 //
@@ -18,14 +18,16 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 //   data_version             one row whose number changes with every change to sales (answer caches)
 //
 // The index sales_product_date lets a filter on several products count distinct orders exactly
-// from the matching lines only. Money is DECIMAL(20,2) on MySQL and integer cents on SQLite.
+// from the matching lines only. Money is DECIMAL(20,2) on MySQL, NUMERIC(20,2) on PostgreSQL
+// and integer cents on SQLite.
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
-  const dateType = mysql ? 'date' : 'text';
-  const money = mysql ? sql`DECIMAL(20,2)` : 'integer';
-  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql`WITHOUT ROWID`;
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
+  const dateType = mysql || postgres ? 'date' : 'text';
+  const money = mysql ? sql`DECIMAL(20,2)` : postgres ? sql`NUMERIC(20,2)` : 'integer';
+  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : postgres ? sql`` : sql`WITHOUT ROWID`;
 
   await db.schema
     .createTable('revenue_daily')
@@ -117,7 +119,11 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('sales_product_date').on('sales').columns(['product_id', 'date', 'order_id']).execute();
 
   // Backfill from the sales stored so far.
-  const month = mysql ? sql`DATE_FORMAT(date, '%Y-%m-01')` : sql`substr(date, 1, 8) || '01'`;
+  const month = mysql
+    ? sql`DATE_FORMAT(date, '%Y-%m-01')`
+    : postgres
+      ? sql`date_trunc('month', date::timestamp)::date`
+      : sql`substr(date, 1, 8) || '01'`;
   await sql`INSERT INTO revenue_daily (date, revenue, sale_count, order_count)
     SELECT date, SUM(amount_sgd), COUNT(*), COUNT(DISTINCT order_id) FROM sales GROUP BY date`.execute(db);
   await sql`INSERT INTO revenue_daily_product (product_id, date, revenue, sale_count)

@@ -1,4 +1,4 @@
-import { MysqlAdapter, sql, type Kysely } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 
 // Frozen in time: this file never imports application code.
 //
@@ -18,10 +18,11 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
-  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : sql`TEXT`;
-  const dateType = mysql ? 'date' : 'text';
-  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql`WITHOUT ROWID`;
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
+  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : postgres ? sql`CHAR(64) COLLATE "C"` : sql`TEXT`;
+  const dateType = mysql || postgres ? 'date' : 'text';
+  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : postgres ? sql`` : sql`WITHOUT ROWID`;
 
   await db.schema
     .createTable('revenue_daily_basket')
@@ -47,7 +48,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   if (mysql) await sql`SET SESSION group_concat_max_len = 4294967295`.execute(db);
   const basket = mysql
     ? sql`SHA2(GROUP_CONCAT(CONCAT(CHAR_LENGTH(product_id), ':', product_id) ORDER BY product_id SEPARATOR ''), 256)`
-    : sql`zinc_sha256(group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id))`;
+    : postgres
+      ? sql`encode(sha256(convert_to(string_agg(length(product_id) || ':' || product_id, '' ORDER BY product_id), 'UTF8')), 'hex')`
+      : sql`zinc_sha256(group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id))`;
   await sql`INSERT INTO revenue_daily_basket (basket, date, order_count, sample_order_id)
     SELECT basket, date, COUNT(*), MIN(order_id) FROM (
       SELECT order_id, date, ${basket} AS basket FROM sales GROUP BY order_id, date HAVING COUNT(*) > 1

@@ -1,4 +1,4 @@
-import { MysqlAdapter, sql, type Kysely } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 
 // Frozen in time: this file never imports application code.
 //
@@ -11,11 +11,12 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
-  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : sql`TEXT`;
-  const dateType = mysql ? 'date' : 'text';
-  const money = mysql ? sql`DECIMAL(20,2)` : 'integer';
-  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql`WITHOUT ROWID`;
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
+  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : postgres ? sql`CHAR(64) COLLATE "C"` : sql`TEXT`;
+  const dateType = mysql || postgres ? 'date' : 'text';
+  const money = mysql ? sql`DECIMAL(20,2)` : postgres ? sql`NUMERIC(20,2)` : 'integer';
+  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : postgres ? sql`` : sql`WITHOUT ROWID`;
 
   await db.schema
     .createTable('revenue_weekly_product')
@@ -44,8 +45,16 @@ export async function up(db: Kysely<any>): Promise<void> {
   }
 
   // Backfill from the daily rollups.
-  const week = mysql ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)` : sql`date(date, '-6 days', 'weekday 1')`;
-  const month = mysql ? sql`DATE_FORMAT(date, '%Y-%m-01')` : sql`(substr(date, 1, 8) || '01')`;
+  const week = mysql
+    ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)`
+    : postgres
+      ? sql`date_trunc('week', date::timestamp)::date`
+      : sql`date(date, '-6 days', 'weekday 1')`;
+  const month = mysql
+    ? sql`DATE_FORMAT(date, '%Y-%m-01')`
+    : postgres
+      ? sql`date_trunc('month', date::timestamp)::date`
+      : sql`(substr(date, 1, 8) || '01')`;
   await sql`INSERT INTO revenue_weekly_product (product_id, week, revenue, sale_count)
     SELECT product_id, ${week}, SUM(revenue), SUM(sale_count) FROM revenue_daily_product
     GROUP BY product_id, ${week}`.execute(db);

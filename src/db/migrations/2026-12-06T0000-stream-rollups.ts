@@ -1,4 +1,4 @@
-import { MysqlAdapter, sql, type Kysely } from 'kysely';
+import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 
 // Frozen in time: this file never imports application code.
 //
@@ -36,7 +36,8 @@ const PERIOD_BASKETS = [
 
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
 
   await db.schema.dropTable('revenue_product_mtd').execute();
   if (mysql) await sql`DROP INDEX sales_product_date ON sales`.execute(db);
@@ -50,10 +51,10 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await db.schema
     .createTable('rollup_orders')
-    .addColumn('change_id', mysql ? 'bigint' : 'integer', (c) => c.notNull())
+    .addColumn('change_id', mysql || postgres ? 'bigint' : 'integer', (c) => c.notNull())
     .addColumn('order_id', idType, (c) => c.notNull())
     .addPrimaryKeyConstraint('rollup_orders_pk', ['change_id', 'order_id'])
-    .modifyEnd(mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql`WITHOUT ROWID`)
+    .modifyEnd(mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : postgres ? sql`` : sql`WITHOUT ROWID`)
     .execute();
 
   await db.schema.alterTable('imported_files').addColumn('order_id_min', idType).execute();
@@ -62,7 +63,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   for (const edge of ['MIN', 'MAX'] as const) {
     const column = sql.ref(`order_id_${edge.toLowerCase()}`);
     const fn = sql.raw(edge);
-    const pick = mysql ? sql.raw(edge === 'MIN' ? 'LEAST' : 'GREATEST') : fn;
+    const pick = mysql || postgres ? sql.raw(edge === 'MIN' ? 'LEAST' : 'GREATEST') : fn;
     const live = sql`(SELECT ${fn}(order_id) FROM sales WHERE imported_file_id = imported_files.id)`;
     const replaced = sql`(SELECT ${fn}(order_id) FROM sales_history WHERE imported_file_id = imported_files.id)`;
     await sql`UPDATE imported_files SET ${column} = ${pick}(COALESCE(${live}, ${replaced}), COALESCE(${replaced}, ${live}))`.execute(db);
@@ -71,11 +72,16 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
-  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : sql`TEXT`;
-  const dateType = mysql ? 'date' : 'text';
-  const money = mysql ? sql`DECIMAL(20,2)` : 'integer';
-  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql`WITHOUT ROWID`;
-  const month = mysql ? sql`DATE_FORMAT(date, '%Y-%m-01')` : sql`substr(date, 1, 8) || '01'`;
+  const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  const idType = mysql ? sql`VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin` : postgres ? sql`VARCHAR(64) COLLATE "C"` : sql`TEXT`;
+  const dateType = mysql || postgres ? 'date' : 'text';
+  const money = mysql ? sql`DECIMAL(20,2)` : postgres ? sql`NUMERIC(20,2)` : 'integer';
+  const tableEnd = mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : postgres ? sql`` : sql`WITHOUT ROWID`;
+  const month = mysql
+    ? sql`DATE_FORMAT(date, '%Y-%m-01')`
+    : postgres
+      ? sql`date_trunc('month', date::timestamp)::date`
+      : sql`substr(date, 1, 8) || '01'`;
 
   await db.schema.dropTable('rollup_orders').execute();
   await db.schema.alterTable('imported_files').dropColumn('order_id_max').execute();
@@ -89,7 +95,9 @@ export async function down(db: Kysely<any>): Promise<void> {
   if (mysql) await sql`SET SESSION group_concat_max_len = 4294967295`.execute(db);
   const basket = mysql
     ? sql`SHA2(GROUP_CONCAT(CONCAT(CHAR_LENGTH(product_id), ':', product_id) ORDER BY product_id SEPARATOR ''), 256)`
-    : sql`zinc_sha256(group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id))`;
+    : postgres
+      ? sql`encode(sha256(convert_to(string_agg(length(product_id) || ':' || product_id, '' ORDER BY product_id), 'UTF8')), 'hex')`
+      : sql`zinc_sha256(group_concat(length(product_id) || ':' || product_id, '' ORDER BY product_id))`;
   // SHA2 answers in the connection's character set: compared as the column's ascii_bin.
   const named = mysql ? sql`CONVERT(${basket} USING ascii) COLLATE ascii_bin` : basket;
   const samples = sql`(SELECT basket, date, MIN(order_id) AS sample FROM (
@@ -104,8 +112,13 @@ export async function down(db: Kysely<any>): Promise<void> {
   }
 
   for (const [table, index, column] of UNREAD_INDEXES) await db.schema.createIndex(index).on(table).column(column).execute();
-  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : sql`TEXT`;
-  const period = { week: mysql ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)` : sql`date(date, '-6 days', 'weekday 1')`, month };
+  const basketType = mysql ? sql`CHAR(64) CHARACTER SET ascii COLLATE ascii_bin` : postgres ? sql`CHAR(64) COLLATE "C"` : sql`TEXT`;
+  const week = mysql
+    ? sql`DATE_SUB(date, INTERVAL WEEKDAY(date) DAY)`
+    : postgres
+      ? sql`date_trunc('week', date::timestamp)::date`
+      : sql`date(date, '-6 days', 'weekday 1')`;
+  const period = { week, month };
   for (const [table, key] of PERIOD_BASKETS) {
     await db.schema
       .createTable(table)

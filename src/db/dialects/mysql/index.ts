@@ -42,7 +42,7 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
   centsFromDb: (value) => (value === null ? 0n : decimalToCents(String(value))),
   open(config, options) {
     const streams = new InfileStreams();
-    const pool = createPool(poolOptions(config.url, streams));
+    const pool = createPool(poolOptions(config.url, config.poolSize ?? 10, streams));
     // A pool error (server gone) must never take the process down; queries report it instead.
     pool.on('connection', (conn) => {
       conn.on('error', () => {});
@@ -97,7 +97,7 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
 };
 
 /** mysql2 pool options Zinc relies on. */
-function poolOptions(url: string, streams: InfileStreams): PoolOptions {
+function poolOptions(url: string, size: number, streams: InfileStreams): PoolOptions {
   return {
     uri: url,
     // DATE stays `YYYY-MM-DD`; no shift through the client's time zone.
@@ -107,7 +107,7 @@ function poolOptions(url: string, streams: InfileStreams): PoolOptions {
     supportBigNumbers: true,
     bigNumberStrings: false,
     charset: 'UTF8MB4_UNICODE_CI',
-    connectionLimit: 10,
+    connectionLimit: size,
     connectTimeout: 5000,
     enableKeepAlive: true,
     multipleStatements: false,
@@ -117,7 +117,7 @@ function poolOptions(url: string, streams: InfileStreams): PoolOptions {
 }
 
 const SQL: DialectSql = {
-  insertIgnore: sql`INSERT IGNORE`,
+  insertIgnoring: (into, rows) => sql`INSERT IGNORE INTO ${into} ${rows}`,
   indexed: (table, alias, index) => sql`${sql.table(table)} ${sql.raw(alias)} FORCE INDEX (${sql.ref(index)})`,
   scanned: (table, index) => sql`${sql.table(table)} IGNORE INDEX (${sql.ref(index)})`,
   joinInOrder: sql`STRAIGHT_JOIN`,
@@ -151,6 +151,11 @@ class MysqlDialect implements Dialect {
 
   readonly centsToDb = mysqlModule.centsToDb;
   readonly centsFromDb = mysqlModule.centsFromDb;
+
+  async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {
+    const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
+    return Number(result.insertId);
+  }
 
   isUniqueViolation(error: unknown): boolean {
     return (error as { code?: unknown }).code === 'ER_DUP_ENTRY';

@@ -116,7 +116,7 @@ class KeepingErrors extends KyselySqliteDialect {
 }
 
 const SQL: DialectSql = {
-  insertIgnore: sql`INSERT OR IGNORE`,
+  insertIgnoring: (into, rows) => sql`INSERT OR IGNORE INTO ${into} ${rows}`,
   indexed: (table, alias) => sql`${sql.table(table)} ${sql.raw(alias)}`,
   scanned: (table) => sql`${sql.table(table)} NOT INDEXED`,
   joinInOrder: sql`JOIN`,
@@ -146,6 +146,11 @@ class SqliteDialect implements Dialect {
 
   readonly centsToDb = sqliteModule.centsToDb;
   readonly centsFromDb = sqliteModule.centsFromDb;
+
+  async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {
+    const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
+    return Number(result.insertId);
+  }
 
   isUniqueViolation(error: unknown): boolean {
     return (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';

@@ -1,0 +1,71 @@
+import { once } from 'node:events';
+import { CompiledQuery } from 'kysely';
+import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
+import type { AnyDB } from '../../database.js';
+
+/**
+ * One `COPY … FROM STDIN` on the connection of `db` (a transaction, or a connection of the pool),
+ * fed as rows are produced. The statement is handed to the connection as a pg "submittable"
+ * through Kysely's own executeQuery, so it runs in the caller's transaction, queued like any
+ * other statement on that connection; the stream is then written to and ended.
+ */
+export class CopyIn {
+  private readonly stream: CopyStreamQuery;
+  private readonly done: Promise<void>;
+  private failure: unknown;
+
+  private constructor(statement: string) {
+    this.stream = copyFrom(statement, { highWaterMark: 1 << 20 });
+    this.done = new Promise<void>((resolve, reject) => {
+      this.stream.on('finish', resolve);
+      this.stream.on('error', reject);
+    });
+    // A failed COPY stops reading: the next write fails instead of waiting forever.
+    this.done.catch((error: unknown) => (this.failure = error));
+  }
+
+  /** Starts `statement` (a `COPY … FROM STDIN`) on the connection of `db`. */
+  static async start(db: AnyDB, statement: string): Promise<CopyIn> {
+    const copy = new CopyIn(statement);
+    // pg's Client.query takes a submittable in place of the text and runs it on that connection.
+    await db.executeQuery({ ...CompiledQuery.raw(''), sql: copy.stream as unknown as string });
+    return copy;
+  }
+
+  /** Whether the server has refused the COPY (its error is `error`). */
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  get error(): unknown {
+    return this.failure;
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (!this.stream.write(text)) await Promise.race([once(this.stream, 'drain'), this.done.catch(() => {})]);
+    if (this.failure) throw this.failure;
+  }
+
+  /** Ends the stream; resolves to the rows the statement stored. */
+  async finish(): Promise<number> {
+    this.stream.end();
+    await this.done;
+    return this.stream.rowCount;
+  }
+
+  /** Ends the stream and waits for the statement, whatever its outcome. */
+  async settle(): Promise<void> {
+    if (!this.stream.writableEnded) this.stream.end();
+    await this.done.catch(() => {});
+  }
+}
+
+/** A value in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
+export function copyField(value: unknown): string {
+  if (value === null || value === undefined) return '\\N';
+  const text = typeof value === 'string' ? value : String(value);
+  return /[\t\n\r\\]/.test(text)
+    ? text.replace(/[\t\n\r\\]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\\\'))
+    : text;
+}
