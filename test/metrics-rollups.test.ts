@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { readConsistently } from '../src/db/database.js';
-import { openDatabase } from '../src/db/dialects/index.js';
+import { dialectModule, openDatabase } from '../src/db/dialects/index.js';
+import { decimalToCents } from '../src/money.js';
 import { createMigrator, migrateToLatest } from '../src/db/migrator.js';
 import { addMonths, eachDay, fromDayNumber, lastDayOfMonth, periodEnd, periodStart, toDayNumber } from '../src/calendar.js';
 import { importFile } from '../src/imports/import.service.js';
@@ -598,10 +599,10 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
       const migrator = createMigrator(database.writer);
       const result = await migrator.migrateTo('2026-11-25T0100-sales-history');
       expect(result.error).toBeUndefined();
-      const mysql = kind === 'mysql';
       await sql`INSERT INTO imported_files (filename, sha256, size_bytes, imported_at, num_rows, status, errors, warnings, on_error)
         VALUES ('old.csv', ${'a'.repeat(64)}, 1, '2024-01-01 00:00:00.000', 4, 'success', '[]', '[]', 'fail')`.execute(database.writer);
-      const money = (v: string) => (mysql ? v : Math.round(Number(v) * 100));
+      // As the database's money column takes it (DECIMAL text, or integer cents).
+      const money = (v: string) => dialectModule(kind).centsToDb(decimalToCents(v));
       for (const [date, order, product, amount] of [
         ['2024-01-01', 'A', 'P-1', '1.50'],
         ['2024-01-02', 'A', 'P-2', '2.50'],

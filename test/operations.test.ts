@@ -140,6 +140,8 @@ describe.each(DIALECTS)('operations on %s', (kind) => {
         const conn = new SqliteDatabase(file, { readonly: true });
         await conn.backup(restored.config.path);
         conn.close();
+      } else if (restored.config.kind === 'postgres') {
+        execFileSync('psql', ['--quiet', '--set=ON_ERROR_STOP=1', `--dbname=${restored.config.url}`, `--file=${file}`]);
       } else {
         const url = new URL(MYSQL_URL!);
         execFileSync('mysql', [`--host=${url.hostname}`, `--port=${url.port || 3306}`, `--user=${url.username}`, restored.config.database], {

@@ -121,6 +121,13 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
           60_000,
           'the server to roll back the killed import',
         );
+      } else if (kind === 'postgres') {
+        // The server ends the dead session, rolling its work back and freeing its advisory locks.
+        await waitFor(
+          async () => ((await database.dialect.claims.isAbandoned(database.db, record, { owner: 'another process', active: false })) ? true : undefined),
+          60_000,
+          'the server to roll back the killed import',
+        );
       }
       const port = await freePort();
       const server = startCli(['serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' });

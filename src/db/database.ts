@@ -47,6 +47,11 @@ export interface Dialect {
    * lock: one change to `sales` at a time, whichever process makes it (see src/db/write-lock.ts).
    */
   withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /**
+   * Runs `read` in one read-only transaction whose statements all see one committed state (a
+   * snapshot taken at its first read), never part of a change that commits meanwhile.
+   */
+  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T>;
   /** Inserts an import record and resolves to its new id (generated key or RETURNING). */
   insertReturningId(db: DB, row: Insertable<ImportedFilesTable>): Promise<number>;
   /** Whether a failed statement broke a unique key (another writer stored the row first). */
@@ -166,7 +171,12 @@ export interface DialectModule<C extends DatabaseConfig = DatabaseConfig> extend
    * The driver's error codes that mean "cannot be reached right now" (503, retry) and "answers
    * but cannot be written" (read-only, disk full), for the HTTP error handler.
    */
-  readonly errorCodes: { unavailable: readonly string[]; notWritable: readonly string[] };
+  readonly errorCodes: {
+    unavailable: readonly string[];
+    notWritable: readonly string[];
+    /** Errors a driver raises without a code when the connection is lost, by their message. */
+    unavailableMessage?: RegExp;
+  };
   /** The backup file's extension (`sqlite`, `sql`). */
   readonly backupExtension: string;
   /** Writes a consistent copy of the database to `file` while the service keeps running. */
@@ -180,12 +190,9 @@ export interface OpenOptions {
 
 /**
  * Runs `read` inside one read-only transaction on one connection, so that all its statements see
- * the same committed state (InnoDB's consistent snapshot; SQLite's WAL snapshot), never part of an
- * import that commits in between. `read` gets a Database whose `db` is that transaction.
+ * the same committed state (InnoDB's consistent snapshot; SQLite's WAL snapshot; PostgreSQL's
+ * REPEATABLE READ), never part of an import that commits in between. `read` gets a Database whose `db` is that transaction.
  */
 export function readConsistently<T>(database: Database, read: (reader: Database) => Promise<T>): Promise<T> {
-  return database.db
-    .transaction()
-    .setAccessMode('read only')
-    .execute((trx) => read({ ...database, db: trx }));
+  return database.dialect.inSnapshot(database.db, (trx) => read({ ...database, db: trx }));
 }

@@ -45,11 +45,11 @@ export interface SchemaStatus {
 export async function schemaStatus(db: DB): Promise<SchemaStatus> {
   const known = Object.keys(migrations);
   let appliedNames: string[] = [];
-  try {
+  // A database no migration has touched has no zinc_migrations table yet.
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true });
+  if (tables.some((t) => t.name === 'zinc_migrations')) {
     const rows = await sql<{ name: string }>`SELECT name FROM zinc_migrations ORDER BY name`.execute(db);
     appliedNames = rows.rows.map((r) => r.name);
-  } catch (error) {
-    if (!/no such table|doesn't exist/i.test((error as Error).message)) throw error;
   }
   const applied = new Set(appliedNames);
   return {

@@ -33,7 +33,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (!e || typeof e !== 'object') return false;
   if (e.code && (CONNECTION_CODES.has(e.code) || DRIVER_ERROR_CODES.unavailable.has(e.code))) return true;
   if (e.fatal === true) return true;
-  return /closed state|Pool is closed|connect ETIMEDOUT/i.test(e.message ?? '');
+  const message = e.message ?? '';
+  return /closed state|Pool is closed|connect ETIMEDOUT/i.test(message) || DRIVER_ERROR_CODES.unavailableMessages.some((m) => m.test(message));
 }
 
 /** True for errors that mean "the database answers but cannot be written": read-only, disk full. */

@@ -191,7 +191,7 @@ async function basketOverCount(
           names = 0;
         }
         names += chunk.length;
-        statements.at(-1)!.push(sql`SELECT ${label} AS date, order_count * ${n - 1} AS over_count
+        statements.at(-1)!.push(sql`SELECT ${label} AS date, order_count * ${sql.lit(n - 1)} AS over_count
           FROM ${sql.table(basket)} WHERE basket IN (${sql.join(chunk)}) AND ${inRange('date', days)}`);
       }
     }

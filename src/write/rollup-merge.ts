@@ -123,14 +123,14 @@ export async function listSharedOrders(
   const theirs = others.reduce((sum, o) => sum + Number(o.num_rows), 0);
   if (theirs > range.rows) {
     return count(
-      await listOrders(sql`SELECT DISTINCT ${importId}, x.order_id FROM ${salesByImport(dialect, 'x')} WHERE x.imported_file_id = ${importId}
+      await listOrders(sql`SELECT DISTINCT ${sql.lit(importId)}, x.order_id FROM ${salesByImport(dialect, 'x')} WHERE x.imported_file_id = ${importId}
           AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'o')} WHERE o.order_id = x.order_id AND o.imported_file_id <> ${importId})`).execute(db),
     );
   }
   let listedRows = 0;
   for (const { id } of others) {
     listedRows += count(
-      await listOrders(sql`SELECT DISTINCT ${importId}, a.order_id FROM ${salesByImport(dialect, 'a')}
+      await listOrders(sql`SELECT DISTINCT ${sql.lit(importId)}, a.order_id FROM ${salesByImport(dialect, 'a')}
         WHERE a.imported_file_id = ${id} AND a.order_id >= ${range.min} AND a.order_id <= ${range.max}
           AND EXISTS (SELECT 1 FROM ${salesByOrder(dialect, 'x')} WHERE x.order_id = a.order_id AND x.imported_file_id = ${importId})`).execute(db),
     );
@@ -141,7 +141,7 @@ export async function listSharedOrders(
 /** Lists in rollup_orders every order of `lines` (under `changeId`). */
 export async function listOrdersOf(db: DB, dialect: Dialect, changeId: number, lines: Lines): Promise<void> {
   await dialect.sql
-    .insertIgnoring(sql`rollup_orders (change_id, order_id)`, sql`SELECT DISTINCT ${changeId}, l.order_id FROM (${lines}) l`)
+    .insertIgnoring(sql`rollup_orders (change_id, order_id)`, sql`SELECT DISTINCT ${sql.lit(changeId)}, l.order_id FROM (${lines}) l`)
     .execute(db);
 }
 

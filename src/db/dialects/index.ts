@@ -21,6 +21,7 @@ function moduleOf<C extends DatabaseConfig>(config: C): DialectModule<C> {
 export const DRIVER_ERROR_CODES = {
   unavailable: new Set(Object.values(MODULES).flatMap((m) => m.errorCodes.unavailable)),
   notWritable: new Set(Object.values(MODULES).flatMap((m) => m.errorCodes.notWritable)),
+  unavailableMessages: Object.values(MODULES).flatMap((m) => m.errorCodes.unavailableMessage ?? []),
 };
 
 /** A database's module by name: what it is before one is open (its money columns, its backups). */

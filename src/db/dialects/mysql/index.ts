@@ -152,6 +152,11 @@ class MysqlDialect implements Dialect {
   readonly centsToDb = mysqlModule.centsToDb;
   readonly centsFromDb = mysqlModule.centsFromDb;
 
+  /** InnoDB's REPEATABLE READ: a consistent snapshot from the first read. */
+  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T> {
+    return db.transaction().setAccessMode('read only').execute(read);
+  }
+
   async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {
     const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
     return Number(result.insertId);

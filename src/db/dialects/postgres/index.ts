@@ -72,6 +72,7 @@ export const postgresModule: DialectModule<PostgresConfig> = {
       '25006', // read_only_sql_transaction (a standby, default_transaction_read_only)
       '53100', // disk_full
     ],
+    unavailableMessage: /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|Connection closed/i,
   },
   open(config, options) {
     const pool = new pg.Pool({
@@ -81,8 +82,10 @@ export const postgresModule: DialectModule<PostgresConfig> = {
       keepAlive: true,
       types: TYPES,
     });
-    // An idle client's error (server gone) must never take the process down; queries report it.
+    // A client's error (server gone, idle or checked out) must never take the process down; the
+    // query running on it, if any, reports it.
     pool.on('error', () => {});
+    pool.on('connect', (client) => client.on('error', () => {}));
     const log = options.onQueryError
       ? (event: LogEvent) => {
           if (event.level === 'error') options.onQueryError!(event.error);
@@ -170,6 +173,11 @@ class PostgresDialect implements Dialect {
   /** Indexes are kept as rows arrive; COPY is the bulk path already. */
   async isBulkLoad(): Promise<boolean> {
     return false;
+  }
+
+  /** READ COMMITTED, the default, would see each statement's own commits: REPEATABLE READ is one snapshot. */
+  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T> {
+    return db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(read);
   }
 
   async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {

@@ -147,6 +147,11 @@ class SqliteDialect implements Dialect {
   readonly centsToDb = sqliteModule.centsToDb;
   readonly centsFromDb = sqliteModule.centsFromDb;
 
+  /** A read transaction on the reader connection reads one WAL snapshot. */
+  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T> {
+    return db.transaction().setAccessMode('read only').execute(read);
+  }
+
   async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {
     const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
     return Number(result.insertId);
