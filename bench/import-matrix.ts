@@ -1,6 +1,7 @@
 /**
  * npm run bench:import:matrix -- [--shapes chronological,random,wide] [--sizes 1000000,5000000]
- *                                [--dbs sqlite,mysql] [--products N] [--mysql-url …] [--method …]
+ *                                [--dbs sqlite,mysql[,postgres]] [--products N] [--mysql-url …] [--postgres-url …]
+ *                                [--method …]
  *
  * Runs bench/import.ts for every shape × size × database, one after another (each in a child
  * process, so runs never compete for the CPU or the server), passing its output through, then
@@ -20,6 +21,7 @@ const { values } = parseArgs({
     dbs: { type: 'string', default: 'sqlite,mysql' },
     products: { type: 'string' },
     'mysql-url': { type: 'string' },
+    'postgres-url': { type: 'string' },
     method: { type: 'string' },
   },
 });
@@ -33,10 +35,12 @@ const sizes = list(values.sizes!).map(Number);
 const dbs = list(values.dbs!);
 for (const s of shapes) if (!isSalesShape(s)) throw new Error(`unknown shape ${s} (known: ${SALES_SHAPES.join(', ')})`);
 for (const n of sizes) if (!Number.isInteger(n) || n < 1) throw new Error(`--sizes must list positive whole numbers (got ${values.sizes})`);
-for (const d of dbs) if (d !== 'sqlite' && d !== 'mysql') throw new Error(`unknown database ${d} (sqlite or mysql)`);
+for (const d of dbs) {
+  if (d !== 'sqlite' && d !== 'mysql' && d !== 'postgres') throw new Error(`unknown database ${d} (sqlite, mysql or postgres)`);
+}
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'import.js');
-const passed = (['products', 'mysql-url', 'method'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]!]));
+const passed = (['products', 'mysql-url', 'postgres-url', 'method'] as const).flatMap((k) => (values[k] === undefined ? [] : [`--${k}`, values[k]!]));
 
 interface Outcome {
   shape: string;

@@ -1,6 +1,6 @@
 /**
- * npm run bench:load -- [--duration 20] [--db sqlite|mysql] [--mysql-url mysql://root@127.0.0.1:3306]
- *                       [--readers 8] [--files 6] [--orders 2000] [--seed 7]
+ * npm run bench:load -- [--duration 20] [--db sqlite|mysql|postgres] [--mysql-url mysql://root@127.0.0.1:3306]
+ *                       [--postgres-url postgres://postgres@127.0.0.1:5432] [--readers 8] [--files 6] [--orders 2000] [--seed 7]
  *
  * Load with consistency, on loopback, for a bounded time. A real server (dist/src/cli.js serve, a
  * child process) on a fresh database; readers ask metrics questions at full speed (read-only
@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createConnection } from 'mysql2/promise';
 import { formatCents } from '../src/money.js';
+import { postgresAdmin } from './postgres-admin.js';
 import { prng } from './sales-generator.js';
 
 const { values } = parseArgs({
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     db: { type: 'string', default: 'sqlite' },
     'mysql-url': { type: 'string', default: process.env.ZINC_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306' },
+    'postgres-url': { type: 'string', default: process.env.ZINC_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432' },
     readers: { type: 'string', default: '8' },
     files: { type: 'string', default: '6' },
     orders: { type: 'string', default: '2000' },
@@ -347,8 +349,16 @@ async function main(): Promise<number> {
       await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
       await conn.end();
     };
+  } else if (values.db === 'postgres') {
+    const name = `zinc_load_${randomBytes(4).toString('hex')}`;
+    const serverUrl = values['postgres-url']!.replace(/\/+$/, '');
+    await postgresAdmin(serverUrl, (admin) => admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`));
+    databaseUrl = `${serverUrl}/${name}`;
+    dropDatabase = async () => {
+      await postgresAdmin(serverUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    };
   } else if (values.db !== 'sqlite') {
-    console.error('--db must be sqlite or mysql');
+    console.error('--db must be sqlite, mysql or postgres');
     return 2;
   }
 

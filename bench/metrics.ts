@@ -1,6 +1,7 @@
 /**
- * npm run bench:metrics -- --rows 1000000 --db sqlite|mysql [--sizes 100000,1000000[,5000000]]
- *                          [--duration 10] [--connections 32] [--mysql-url mysql://root@127.0.0.1:3306] [--fresh]
+ * npm run bench:metrics -- --rows 1000000 --db sqlite|mysql|postgres [--sizes 100000,1000000[,5000000]]
+ *                          [--duration 10] [--connections 32] [--mysql-url mysql://root@127.0.0.1:3306]
+ *                          [--postgres-url postgres://postgres@127.0.0.1:5432] [--fresh]
  *
  * Loads N generated sales rows (bench/sales-generator.ts, imported through Zinc's import service,
  * so the rollups are built the way production builds them), serves Zinc from a child process,
@@ -13,7 +14,7 @@
  * single-request latency (one connection per size, sizes taking turns, every question new) of
  * every metrics endpoint, to show that cost follows the days asked about, not the rows stored.
  *
- * Databases are kept between runs (SQLite: data/bench-metrics-N.sqlite; MySQL: zinc_bench_metrics_N)
+ * Databases are kept between runs (SQLite: data/bench-metrics-N.sqlite; MySQL and PostgreSQL: zinc_bench_metrics_N)
  * and reused when they hold N rows; --fresh reloads them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,6 +34,7 @@ import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { importFile } from '../src/imports/import.service.js';
 import { rebuildRollups } from '../src/write/rollup-rebuild.js';
+import { postgresAdmin } from './postgres-admin.js';
 import { generateSalesCsv } from './sales-generator.js';
 
 const { values } = parseArgs({
@@ -44,6 +46,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '32' },
     'latency-requests': { type: 'string', default: '300' },
     'mysql-url': { type: 'string', default: process.env.ZINC_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306' },
+    'postgres-url': { type: 'string', default: process.env.ZINC_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432' },
     fresh: { type: 'boolean', default: false },
     serve: { type: 'string' },
   },
@@ -124,6 +127,7 @@ async function stopServer(server: Server): Promise<void> {
 
 function databaseUrl(kind: string, rows: number): string {
   if (kind === 'sqlite') return `sqlite:${path.resolve('data', `bench-metrics-${rows}.sqlite`)}`;
+  if (kind === 'postgres') return `${values['postgres-url']!.replace(/\/+$/, '')}/zinc_bench_metrics_${rows}`;
   return `${values['mysql-url']!.replace(/\/+$/, '')}/zinc_bench_metrics_${rows}`;
 }
 
@@ -138,6 +142,14 @@ async function ensureLoaded(kind: string, rows: number): Promise<string> {
   if (kind === 'sqlite') {
     mkdirSync('data', { recursive: true });
     if (fresh) for (const s of ['', '-wal', '-shm']) rmSync(`${url.slice('sqlite:'.length)}${s}`, { force: true });
+  } else if (kind === 'postgres') {
+    const name = `zinc_bench_metrics_${rows}`;
+    await postgresAdmin(values['postgres-url']!, async (admin) => {
+      if (fresh) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      // CREATE DATABASE has no IF NOT EXISTS.
+      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (!rowCount) await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
+    });
   } else {
     const admin = await createConnection(values['mysql-url']!);
     if (fresh) await admin.query(`DROP DATABASE IF EXISTS \`zinc_bench_metrics_${rows}\``);
@@ -386,7 +398,7 @@ async function latencies(kind: string, sizes: number[], requests: number): Promi
 async function main(): Promise<void> {
   if (values.serve) return serve(values.serve);
   const kind = values.db!;
-  if (kind !== 'sqlite' && kind !== 'mysql') throw new Error('--db must be sqlite or mysql');
+  if (kind !== 'sqlite' && kind !== 'mysql' && kind !== 'postgres') throw new Error('--db must be sqlite, mysql or postgres');
   const rows = Number(values.rows);
   const sizes = values.sizes!.split(',').map(Number).filter((n) => n > 0);
   const cpu = cpus();

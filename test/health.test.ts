@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
-import type { Config } from '../src/config.js';
+import { parseDatabaseUrl, type Config } from '../src/config.js';
 import { type Database } from '../src/db/database.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
@@ -10,11 +10,7 @@ import { testConfig } from './support/config.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 function configFor(url: string): Config {
-  const u = new URL(url);
-  return testConfig(
-    { kind: 'mysql', url, host: u.hostname, port: Number(u.port), database: u.pathname.slice(1) },
-    process.cwd(),
-  );
+  return testConfig(parseDatabaseUrl(url), process.cwd());
 }
 
 async function closedPort(): Promise<number> {
@@ -40,8 +36,11 @@ describe('health when the database is unreachable', () => {
     for (const d of opened) await d.close();
   });
 
-  it('when MySQL is on a closed port, then /health is 503 with the reason and metrics are a JSON 503', async () => {
-    const config = configFor(`mysql://root@127.0.0.1:${await closedPort()}/zinc`);
+  it.each([
+    ['MySQL', 'mysql', 'mysql://root@127.0.0.1:PORT/zinc'],
+    ['PostgreSQL', 'postgres', 'postgres://postgres@127.0.0.1:PORT/zinc'],
+  ])('when %s is on a closed port, then /health is 503 with the reason and metrics are a JSON 503', async (_name, engine, url) => {
+    const config = configFor(url.replace('PORT', String(await closedPort())));
     const database = openDatabase(config.database);
     opened.push(database);
     const app = await buildApp({ config, database, logger: false });
@@ -49,7 +48,7 @@ describe('health when the database is unreachable', () => {
     const health = await app.inject({ url: '/health' });
     expect(Date.now() - started).toBeLessThan(2500);
     expect(health.statusCode).toBe(503);
-    expect(health.json()).toEqual({ status: 'error', database: expect.stringContaining('ECONNREFUSED') });
+    expect(health.json()).toEqual({ status: 'error', database: expect.stringContaining('ECONNREFUSED'), engine });
     const metrics = await app.inject({ url: '/api/metrics/revenue' });
     expect(metrics.statusCode).toBe(503);
     expect(metrics.json()).toMatchObject({ error: 'database_unavailable', message: expect.any(String) });

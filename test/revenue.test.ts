@@ -158,7 +158,7 @@ describe.each(DIALECTS)('revenue metrics on %s', (kind) => {
   });
 
   it('when /health is asked and the database answers, then it is ok', async () => {
-    expect(await get('/health')).toEqual({ status: 200, body: { status: 'ok', database: 'ok' } });
+    expect(await get('/health')).toEqual({ status: 200, body: { status: 'ok', database: 'ok', engine: kind } });
   });
 
   it('when /docs is asked, then the OpenAPI document lists every endpoint with its parameters', async () => {

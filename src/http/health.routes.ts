@@ -25,11 +25,15 @@ export async function checkDatabase(database: Database, timeoutMs = HEALTH_TIMEO
   }
 }
 
-const HealthResponse = Type.Object({ status: Type.String(), database: Type.String() });
+/** Which database the instance runs on: `sqlite`, `mysql` (MySQL or MariaDB) or `postgres`. */
+const engine = Type.String({ description: 'The database the instance runs on: sqlite, mysql (MySQL or MariaDB) or postgres' });
+
+const HealthResponse = Type.Object({ status: Type.String(), database: Type.String(), engine });
 
 const ReadyResponse = Type.Object({
   status: Type.String(),
   database: Type.String(),
+  engine,
   schema: Type.String(),
 });
 
@@ -69,6 +73,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
       const body = {
         status: lifecycle.shuttingDown ? 'shutting_down' : problem === null && schema === 'ok' ? 'ok' : 'error',
         database: problem ?? 'ok',
+        engine: database.dialect.name,
         schema,
       };
       return reply.status(body.status === 'ok' ? 200 : 503).send(body);
@@ -87,8 +92,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
     },
     async (_request, reply) => {
       const problem = await checkDatabase(database);
-      if (problem === null) return { status: 'ok', database: 'ok' };
-      return reply.status(503).send({ status: 'error', database: problem });
+      if (problem === null) return { status: 'ok', database: 'ok', engine: database.dialect.name };
+      return reply.status(503).send({ status: 'error', database: problem, engine: database.dialect.name });
     },
   );
 };

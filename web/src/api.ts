@@ -139,11 +139,11 @@ export function uploadFile(
 }
 
 /** The service's own health (outside /api: no token). */
-export async function fetchHealth(): Promise<{ ok: boolean; database: string }> {
+export async function fetchHealth(): Promise<{ ok: boolean; database: string; engine?: string }> {
   try {
     const response = await fetch('/health', { cache: 'no-store', headers: { accept: 'application/json' } });
-    const body = (await response.json()) as { status?: string; database?: string };
-    return { ok: response.ok && body.status === 'ok', database: body.database ?? `${response.status}` };
+    const body = (await response.json()) as { status?: string; database?: string; engine?: string };
+    return { ok: response.ok && body.status === 'ok', database: body.database ?? `${response.status}`, engine: body.engine };
   } catch {
     return { ok: false, database: 'the server does not answer' };
   }

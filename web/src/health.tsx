@@ -3,9 +3,12 @@ import { fetchHealth } from './api';
 
 const EVERY_MS = 15_000;
 
+/** How GET /health names the database, as people say it. */
+const ENGINES: Record<string, string> = { sqlite: 'SQLite', mysql: 'MySQL/MariaDB', postgres: 'PostgreSQL' };
+
 /** A dot and a word for GET /health: the service and its database answer, or why not. */
 export function HealthIndicator() {
-  const [health, setHealth] = useState<{ ok: boolean; database: string } | null>(null);
+  const [health, setHealth] = useState<{ ok: boolean; database: string; engine?: string } | null>(null);
 
   useEffect(() => {
     let live = true;
@@ -25,8 +28,9 @@ export function HealthIndicator() {
 
   const state = health === null ? 'checking' : health.ok ? 'ok' : 'down';
   const text = state === 'checking' ? 'Checking…' : state === 'ok' ? 'Healthy' : 'Unavailable';
+  const engine = ENGINES[health?.engine ?? ''] ?? 'database';
   const detail =
-    state === 'ok' ? 'Service and database answer (GET /health)' : state === 'down' ? `Database: ${health?.database}` : '';
+    state === 'ok' ? `Service and ${engine} answer (GET /health)` : state === 'down' ? `${engine}: ${health?.database}` : '';
   return (
     <div class={`health health-${state}`} role="status" data-state={state} title={detail}>
       <span class="dot" aria-hidden="true" />
