@@ -168,8 +168,11 @@ const envSchema = z.object({
     .default(2 ** 30),
   DATABASE_POOL_SIZE: z
     .string()
-    .regex(/^[1-9]\d*$/, 'must be a whole number of connections, at least 1')
+    .regex(/^\d+$/, 'must be a whole number of connections')
     .transform(Number)
+    // A background folder import holds two connections (its claim on itself, the file's load)
+    // while requests go on: fewer than 3 could wait for one another forever.
+    .refine((n) => n >= 3, 'must be at least 3: a background import holds two connections while requests are answered')
     .optional(),
   CACHE_MAX_STALE_MS: z
     .string()

@@ -172,7 +172,7 @@ describe('loadConfig errors', () => {
   const cases: Array<[string, string]> = [
     ['DATABASE_URL', 'mssql://x/y'],
     ['DATABASE_URL', 'postgres://host-only'],
-    ['DATABASE_POOL_SIZE', '0'],
+    ['DATABASE_POOL_SIZE', '2'],
     ['DATABASE_POOL_SIZE', 'ten'],
     ['DATABASE_URL', 'not a url'],
     ['DATABASE_URL', 'mysql://host-only'],

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { renameSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
@@ -183,6 +184,25 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
     }
     expect(await total()).toMatchObject({ total_revenue: '0.00', sale_count: 0 });
   }, 20_000);
+
+  it('when a record was left processing by an importer that died, then the next import of the file takes it over', async () => {
+    const content = csv([['2024-01-01', orderId(), 'P-1', '7.00']]);
+    const file = h.writeCsv('left.csv', content);
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    // A process of this machine that no longer exists, holding no claim on any database.
+    const { insertId } = await h.database.writer
+      .insertInto('imported_files')
+      .values({
+        filename: 'left.csv', sha256, size_bytes: content.length, imported_at: '2024-01-01 00:00:00.000', num_rows: 0,
+        rows_rejected: 0, status: 'processing', error_message: null, error_count: 0, errors: '[]', warnings: '[]',
+        on_error: 'fail', owner: `${hostname()}:2147483646:dead`, duration_ms: null,
+      })
+      .executeTakeFirst();
+    const outcome = await importFile(h.database, file, 'left.csv', { onError: 'fail', log: quiet, mysqlLoadMethod });
+    expect([outcome.status, outcome.record.num_rows]).toEqual(['success', 1]);
+    if (insertId !== undefined) expect(outcome.record.id).toBe(Number(insertId));
+    expect(await total()).toMatchObject({ total_revenue: '7.00', sale_count: 1 });
+  });
 
   it('when the folder is empty, then the run reports no files', async () => {
     const body = await runImport();

@@ -131,10 +131,16 @@ export interface FileClaims {
   /** Holds a claim on this process itself while it has records it has not started loading. */
   holdOwner(owner: string): Promise<() => Promise<void>>;
   /**
-   * True when no live importer holds the file's record: `mine` tells whether this process
-   * (`owner` is ours) still works on it.
+   * True when no live importer holds the file's record. `here` says who asks: this process's
+   * owner tag, whether it still works on the file (`active`), and whether the asking connection
+   * holds the file's claim itself (`leased`: then no one else can be loading it, and only the
+   * record's owner can still be alive).
    */
-  isAbandoned(db: DB, record: { sha256: string; owner: string | null }, here: { owner: string; active: boolean }): Promise<boolean>;
+  isAbandoned(
+    db: DB,
+    record: { sha256: string; owner: string | null },
+    here: { owner: string; active: boolean; leased?: boolean },
+  ): Promise<boolean>;
 }
 
 /** Adds rows to tables by key (see Dialect.keyedWriter). Rows are arrays in column order. */

@@ -49,6 +49,8 @@ export async function claimFile(
   database: Database,
   conn: DB,
   file: PreparedFile & { onError: OnError },
+  /** `conn` holds the file's lease (underLease). */
+  leased: boolean,
 ): Promise<{ id: number } | { skip: RecordedOutcome }> {
   const fields = {
     filename: file.filename,
@@ -78,7 +80,7 @@ export async function claimFile(
     if (existing.status === 'success' || existing.status === 'partial') {
       return { skip: skipped(existing, file.filename, `already imported as ${existing.filename} (import ${existing.id})`) };
     }
-    if (existing.status === 'processing' && !(await isAbandoned(database, conn, existing))) {
+    if (existing.status === 'processing' && !(await isAbandoned(database, conn, existing, leased))) {
       return { skip: skipped(existing, file.filename, `being imported by another process (import ${existing.id})`) };
     }
     const expected = { status: existing.status, owner: existing.owner };

@@ -38,7 +38,15 @@ export function holdOwnerLease(database: Database): Promise<() => Promise<void>>
   return database.dialect.claims.holdOwner(OWNER);
 }
 
-/** True when the importer named in a `processing` record can no longer finish it. */
-export function isAbandoned(database: Database, db: DB, record: { sha256: string; owner: string | null }): Promise<boolean> {
-  return database.dialect.claims.isAbandoned(db, record, { owner: OWNER, active: activeHere.has(record.sha256) });
+/**
+ * True when the importer named in a `processing` record can no longer finish it. `leased`: the
+ * asking connection holds the file's claim itself.
+ */
+export function isAbandoned(
+  database: Database,
+  db: DB,
+  record: { sha256: string; owner: string | null },
+  leased = false,
+): Promise<boolean> {
+  return database.dialect.claims.isAbandoned(db, record, { owner: OWNER, active: activeHere.has(record.sha256), leased });
 }

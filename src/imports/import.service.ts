@@ -56,7 +56,7 @@ async function importOneFile(database: Database, filePath: string, filename: str
       return skipped(existing, filename, `already imported as ${existing.filename} (import ${existing.id})`);
     }
     if (!leased) return heldElsewhere(conn, file);
-    const claimed = await claimFile(database, conn, { ...file, onError: options.onError });
+    const claimed = await claimFile(database, conn, { ...file, onError: options.onError }, true);
     if ('skip' in claimed) return claimed.skip;
     options.onClaimed?.(claimed.id);
     return loadClaimedFile(database, conn, claimed.id, file, options);
@@ -91,18 +91,21 @@ export function startFolderImport(
             const file = await prepareFile(safe.path, entry.name);
             // Active here from its claim on: this process's own records are never taken for abandoned.
             activeHere.add(file.sha256);
-            const claimed = await claimFile(database, database.writer, { ...file, onError: options.onError });
+            const claimed = await claimFile(database, database.writer, { ...file, onError: options.onError }, false);
             if ('skip' in claimed) {
               activeHere.delete(file.sha256);
               files.push(claimed.skip);
             } else queue.push({ file, id: claimed.id });
           }
+          const queued = await Promise.all(queue.map(({ id }) => findImportById(database.db, id)));
+          resolveStarted({ started: [...files], queued: queued.filter((r) => r !== undefined), done });
         } catch (error) {
+          for (const { file } of queue) activeHere.delete(file.sha256);
           rejectStarted(error);
           throw error;
         }
-        const queued = await Promise.all(queue.map(({ id }) => findImportById(database.db, id)));
-        resolveStarted({ started: [...files], queued: queued.filter((r) => r !== undefined), done });
+        // Files that ended at once (skipped, refused) are told about like the others.
+        for (const outcome of files) options.onFileDone?.(outcome);
         try {
           for (const { file, id } of queue) {
             // The record is this process's already: loaded even while another importer, finding

@@ -43,5 +43,12 @@ export async function changeSales<T>(
  * makes; call it after a change committed some other way (by hand, by another tool).
  */
 export function noteSalesCommitted(database: Database): void {
-  for (const listener of listeners.get(database) ?? []) listener();
+  for (const listener of listeners.get(database) ?? []) {
+    // The change is committed whatever a listener does: its failure must not read as the change's.
+    try {
+      listener();
+    } catch {
+      // A listener that throws has only lost its own freshness; the next one is still told.
+    }
+  }
 }

@@ -5,6 +5,16 @@ import { MysqlAdapter, PostgresAdapter, sql, type Kysely } from 'kysely';
 export async function up(db: Kysely<any>): Promise<void> {
   const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
   const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+  if (postgres) {
+    // Ids are measured and ordered as characters: lengths, 64-character limits and basket keys
+    // agree with the application's only in a UTF8 database (SQL_ASCII counts bytes).
+    const { rows } = await sql<{ server_encoding: string }>`SHOW server_encoding`.execute(db);
+    if (rows[0]?.server_encoding !== 'UTF8') {
+      throw new Error(
+        `the database's encoding is ${rows[0]?.server_encoding}; Zinc needs a UTF8 database (CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0)`,
+      );
+    }
+  }
   const text = mysql ? sql`MEDIUMTEXT` : sql`TEXT`;
 
   await db.schema

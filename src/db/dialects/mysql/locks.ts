@@ -75,7 +75,8 @@ export function fileClaims(writer: DB): FileClaims {
       if (record.owner === here.owner && here.active) return false;
       const { rows } = await sql<{ file: number | null; owner: number | null }>`
         SELECT IS_FREE_LOCK(${fileLock(record.sha256)}) AS file, IS_FREE_LOCK(${ownerLock(record.owner ?? '')}) AS owner`.execute(db);
-      return Number(rows[0]?.file) === 1 && (record.owner === here.owner || Number(rows[0]?.owner) === 1);
+      const fileFree = here.leased === true || Number(rows[0]?.file) === 1;
+      return fileFree && (record.owner === here.owner || Number(rows[0]?.owner) === 1);
     },
   };
 }

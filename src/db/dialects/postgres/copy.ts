@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { CompiledQuery } from 'kysely';
 import { from as copyFrom, type CopyStreamQuery } from 'pg-copy-streams';
 import type { AnyDB } from '../../database.js';
@@ -12,16 +11,27 @@ import type { AnyDB } from '../../database.js';
 export class CopyIn {
   private readonly stream: CopyStreamQuery;
   private readonly done: Promise<void>;
+  private readonly refused: Promise<never>;
   private failure: unknown;
 
   private constructor(statement: string) {
-    this.stream = copyFrom(statement, { highWaterMark: 1 << 20 });
+    this.stream = copyFrom(statement);
+    // Known at once (not a tick later): once the server has refused the COPY, the stream must not
+    // be written, ended or destroyed again — pg-copy-streams drops its connection then, and a
+    // chunk it still held would be flushed into nothing (a TypeError outside any promise).
+    this.stream.on('error', (error: unknown) => {
+      this.failure ??= error;
+    });
     this.done = new Promise<void>((resolve, reject) => {
       this.stream.on('finish', resolve);
       this.stream.on('error', reject);
     });
-    // A failed COPY stops reading: the next write fails instead of waiting forever.
-    this.done.catch((error: unknown) => (this.failure = error));
+    this.refused = this.done.then(
+      () => new Promise<never>(() => {}),
+      (error: unknown) => Promise.reject(error),
+    );
+    this.done.catch(() => {});
+    this.refused.catch(() => {});
   }
 
   /** Starts `statement` (a `COPY … FROM STDIN`) on the connection of `db`. */
@@ -41,22 +51,28 @@ export class CopyIn {
     return this.failure;
   }
 
+  /**
+   * Sends `text` and waits until the connection has taken it: one chunk in flight at a time, so
+   * the stream never holds chunks the server's refusal would strand.
+   */
   async write(text: string): Promise<void> {
     if (this.failure) throw this.failure;
-    if (!this.stream.write(text)) await Promise.race([once(this.stream, 'drain'), this.done.catch(() => {})]);
+    const taken = new Promise<void>((resolve, reject) => this.stream.write(text, (error) => (error ? reject(error) : resolve())));
+    await Promise.race([taken, this.refused]);
     if (this.failure) throw this.failure;
   }
 
   /** Ends the stream; resolves to the rows the statement stored. */
   async finish(): Promise<number> {
+    if (this.failure) throw this.failure;
     this.stream.end();
     await this.done;
     return this.stream.rowCount;
   }
 
-  /** Ends the stream and waits for the statement, whatever its outcome. */
+  /** Ends a COPY still running (its rows go with the transaction's rollback); a refused one is left as it is. */
   async settle(): Promise<void> {
-    if (!this.stream.writableEnded) this.stream.end();
+    if (this.failure === undefined && !this.stream.writableEnded) this.stream.end();
     await this.done.catch(() => {});
   }
 }

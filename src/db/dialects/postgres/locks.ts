@@ -85,7 +85,7 @@ export function fileClaims(writer: DB): FileClaims {
     },
     async isAbandoned(db, record, here) {
       if (record.owner === here.owner && here.active) return false;
-      if (await isHeld(db, fileLock(record.sha256))) return false;
+      if (!here.leased && (await isHeld(db, fileLock(record.sha256)))) return false;
       return record.owner === here.owner || !(await isHeld(db, ownerLock(record.owner ?? '')));
     },
   };
