@@ -60,7 +60,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('imported_file_id', mysql || postgres ? 'bigint' : 'integer', (c) => c.notNull())
     .addColumn('source_line', 'integer', (c) => c.notNull())
     .addUniqueConstraint('sales_identity', ['order_id', 'product_id'])
-    .addForeignKeyConstraint('fk_sales_imported_file', ['imported_file_id'], 'imported_files', ['id'])
+    // PostgreSQL checks a foreign key with a trigger per row: a third of a 1M-row COPY (7.2 s
+    // with it, 4.8 s without, on the bench machine). There the import is the only writer of
+    // sales rows, always for its own record in the same transaction, and records are never
+    // deleted: the key stays on MySQL and SQLite, where it costs nothing measurable.
+    .$call((table) => (postgres ? table : table.addForeignKeyConstraint('fk_sales_imported_file', ['imported_file_id'], 'imported_files', ['id'])))
     .modifyEnd(mysql ? sql`ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin` : sql``)
     .execute();
   await db.schema.createIndex('sales_date').on('sales').column('date').execute();
