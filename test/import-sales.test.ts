@@ -204,6 +204,29 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
     expect(await total()).toMatchObject({ total_revenue: '7.00', sale_count: 1 });
   });
 
+  // pg-copy-streams flushes chunks it still holds into a connection it dropped when the server
+  // refused the COPY (a TypeError outside any promise: the process died). The server is made slow
+  // on the file's first row, so that the writer is chunks ahead when the refusal comes.
+  it.runIf(kind === 'postgres')('when the server refuses the COPY while more of the file is on its way, then the file is replayed and the process lives', async () => {
+    const stored = orderId('STORED');
+    h.writeCsv('first.csv', csv([['2024-01-01', stored, 'P-1', '1.00']]));
+    expect((await runImport()).summary).toMatchObject({ imported: 1 });
+    await sql`CREATE FUNCTION zinc_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.source_line = 2 THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`.execute(h.database.writer);
+    await sql`CREATE TRIGGER zinc_test_slow BEFORE INSERT ON sales FOR EACH ROW EXECUTE FUNCTION zinc_test_slow()`.execute(h.database.writer);
+    try {
+      const rows = Array.from({ length: 250_000 }, () => ['2024-01-02', orderId('NEW'), 'P-1', '2.00']);
+      rows.splice(1, 0, ['2024-01-03', stored, 'P-1', '5.00']);
+      h.writeCsv('second.csv', csv(rows));
+      const body = await runImport();
+      expect(body.summary).toMatchObject({ imported: 1, failed: 0, rows: 250_001 });
+      expect(await total()).toMatchObject({ total_revenue: formatCents(250_000 * 200 + 500), sale_count: 250_001 });
+    } finally {
+      await sql`DROP TRIGGER zinc_test_slow ON sales`.execute(h.database.writer);
+      await sql`DROP FUNCTION zinc_test_slow()`.execute(h.database.writer);
+    }
+  }, 60_000);
+
   it('when the folder is empty, then the run reports no files', async () => {
     const body = await runImport();
     expect(body).toEqual({ files: [], summary: { imported: 0, partial: 0, skipped: 0, failed: 0, rows: 0 } });
