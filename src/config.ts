@@ -36,6 +36,11 @@ export interface Config {
   /** Requests one client (see trustProxy) may make per rateLimitWindowMs; 0: no rate limit. */
   readonly rateLimitMax: number;
   readonly rateLimitWindowMs: number;
+  /**
+   * Redis (`redis://host:port/db`) where every instance counts each client's requests, so that
+   * the limit holds across instances behind a load balancer; unset: each instance counts alone.
+   */
+  readonly rateLimitRedisUrl?: string | undefined;
   /** Longest time to answer a request (imports and undo excepted) and longest silence on a connection; 0: none. */
   readonly requestTimeoutMs: number;
   /** Origins (`https://host[:port]`) whose pages may call the API from a browser; empty: CORS off. */
@@ -187,6 +192,11 @@ const envSchema = z.object({
     .regex(/^\d+$/, 'must be a whole number of requests (0 disables rate limiting)')
     .transform(Number)
     .default(1200),
+  RATE_LIMIT_REDIS_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v === '' ? undefined : v))
+    .refine((v) => v === undefined || /^rediss?:\/\/[^/]/.test(v), 'must be a redis:// or rediss:// URL'),
   RATE_LIMIT_WINDOW_MS: z
     .string()
     .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
@@ -266,6 +276,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowAnonymous: e.ALLOW_ANONYMOUS,
     rateLimitMax: e.RATE_LIMIT_MAX,
     rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
+    rateLimitRedisUrl: e.RATE_LIMIT_REDIS_URL,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze(e.TRUST_PROXY) : e.TRUST_PROXY,

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { assertServable, ConfigError, loadConfig, type Config } from '../src/config.js';
 import { securityHeaders } from '../src/http/security.js';
-import { DIALECTS } from './support/databases.js';
+import { DIALECTS, REDIS_URL } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
 const WRITE = 'w-7f3a9c1e5b2d4a6f8e0c';
@@ -203,6 +203,32 @@ describe('abuse limits', () => {
     expect((await from('10.0.0.1', '/nope')).statusCode).toBe(429);
     for (let i = 0; i < 10; i++) expect((await from('10.0.0.1', '/health/live')).statusCode).toBe(200);
     expect((await from('10.0.0.2')).statusCode).toBe(200);
+  });
+
+  it.runIf(REDIS_URL)('when instances share RATE_LIMIT_REDIS_URL, then a client is counted across them; without it, by each alone', async () => {
+    const client = `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.7`;
+    const shared = { rateLimitMax: 3, rateLimitWindowMs: 60_000, rateLimitRedisUrl: REDIS_URL };
+    const a = await h.rebuild(shared);
+    const b = await h.rebuild(shared);
+    const on = (app: typeof a) => app.inject({ url: '/api/metrics/revenue', remoteAddress: client });
+    expect((await on(a)).statusCode).toBe(200);
+    expect((await on(b)).statusCode).toBe(200);
+    expect((await on(a)).statusCode).toBe(200);
+    const fourth = await on(b);
+    expect(fourth.statusCode, fourth.body).toBe(429);
+    expect(fourth.json()).toMatchObject({ error: 'rate_limited' });
+    // The default: each instance counts alone, so two instances allow twice the limit.
+    const alone = { rateLimitMax: 3, rateLimitWindowMs: 60_000, rateLimitRedisUrl: undefined };
+    const c = await h.rebuild(alone);
+    const d = await h.rebuild(alone);
+    const statuses = [];
+    for (const app of [c, c, c, d, d, d]) statuses.push((await app.inject({ url: '/api/metrics/revenue', remoteAddress: client })).statusCode);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+  });
+
+  it('when RATE_LIMIT_REDIS_URL names Redis where none answers, then requests are answered, not counted', async () => {
+    const app = await h.rebuild({ rateLimitMax: 1, rateLimitWindowMs: 60_000, rateLimitRedisUrl: 'redis://127.0.0.1:1' });
+    for (let i = 0; i < 3; i++) expect((await app.inject({ url: '/api/metrics/revenue', remoteAddress: '10.0.0.9' })).statusCode).toBe(200);
   });
 
   it('when RATE_LIMIT_MAX is 0, then there is no limit', async () => {

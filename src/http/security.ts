@@ -3,6 +3,7 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
+import { Redis } from 'ioredis';
 import helmet, { type HelmetOptions } from 'helmet';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import type { Config } from '../config.js';
@@ -222,11 +223,14 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
   });
 
   if (config.rateLimitMax > 0) {
+    const redis = config.rateLimitRedisUrl ? sharedCounter(app, config.rateLimitRedisUrl) : undefined;
     await app.register(rateLimit, {
       global: false,
       max: config.rateLimitMax,
       timeWindow: config.rateLimitWindowMs,
       cache: 10_000,
+      // Shared by every instance (RATE_LIMIT_REDIS_URL), or this instance's memory.
+      ...(redis ? { redis, nameSpace: 'zinc:rate:', skipOnError: true } : {}),
       // Routes that declare `rateLimited: false` (health probes) are never counted.
       allowList: (request) => request.policy.rateLimited === false,
       errorResponseBuilder: (_request, context) =>
@@ -239,6 +243,25 @@ export async function registerSecurity(app: FastifyInstance, config: Config): Pr
     // As a root hook rather than per route: unknown paths and 401s count too.
     app.addHook('onRequest', app.rateLimit());
   }
+}
+
+/**
+ * The Redis client the rate limit counts in when instances share it. Short timeouts and no
+ * queue while disconnected: a request never waits on Redis for long, and with Redis down the
+ * limit is skipped (`skipOnError`: it fails open, logged) rather than failing requests.
+ */
+function sharedCounter(app: FastifyInstance, url: string): Redis {
+  const client = new Redis(url, { connectTimeout: 1000, commandTimeout: 500, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  let down = false;
+  client.on('error', (error: Error) => {
+    if (!down) app.log.warn({ err: error }, 'rate limit store (Redis) unreachable: requests are not counted until it is back');
+    down = true;
+  });
+  client.on('ready', () => (down = false));
+  app.addHook('onClose', async () => {
+    await client.quit().catch(() => client.disconnect());
+  });
+  return client;
 }
 
 /**

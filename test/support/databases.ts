@@ -23,6 +23,12 @@ export const POSTGRES_URL = process.env.ZINC_TEST_POSTGRES_URL?.replace(/\/+$/, 
 if (process.env.ZINC_REQUIRE_MYSQL === '1' && !MYSQL_URL) {
   throw new Error('ZINC_REQUIRE_MYSQL=1 but ZINC_TEST_MYSQL_URL is not set: the MySQL tests would not run');
 }
+/** A Redis server for the rate limit shared by instances (redis://host:port), when set. */
+export const REDIS_URL = process.env.ZINC_TEST_REDIS_URL;
+if (process.env.ZINC_REQUIRE_REDIS === '1' && !REDIS_URL) {
+  throw new Error('ZINC_REQUIRE_REDIS=1 but ZINC_TEST_REDIS_URL is not set: the shared rate limit tests would not run');
+}
+
 if (process.env.ZINC_REQUIRE_POSTGRES === '1' && !POSTGRES_URL) {
   throw new Error('ZINC_REQUIRE_POSTGRES=1 but ZINC_TEST_POSTGRES_URL is not set: the PostgreSQL tests would not run');
 }
