@@ -6,7 +6,7 @@ import type { Log } from '../log.js';
 import { acquireLease, activeHere, isAbandoned, OWNER, releaseLease } from './import-lease.js';
 import type { OnError, PreparedFile, RecordedOutcome } from './import-run.js';
 import { nowUtc, skipped, writeRecord } from './import-record.js';
-import { findImportBySha, insertImport, listProcessingImports, updateImportIf } from './imports.repository.js';
+import { findImportBySha, insertImport, listProcessingImports, updateImportIf, type ImportRecord } from './imports.repository.js';
 
 /**
  * The claim stage: a file is imported by one importer at a time, once. Its record (by content
@@ -92,9 +92,8 @@ export async function claimFile(
 }
 
 /** The file is someone else's right now: the record that says so, as a skipped outcome. */
-export async function heldElsewhere(conn: DB, file: PreparedFile): Promise<RecordedOutcome> {
-  const holder = (await findImportBySha(conn, file.sha256))!;
-  return skipped(holder, file.filename, `being imported by another process (import ${holder?.id ?? '?'})`);
+export function heldElsewhere(holder: ImportRecord, file: PreparedFile): RecordedOutcome {
+  return skipped(holder, file.filename, `being imported by another process (import ${holder.id})`);
 }
 
 /**

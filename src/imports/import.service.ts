@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../db/database.js';
 import { serializedWrites } from '../db/write-lock.js';
 import { claimFile, heldElsewhere, prepareFile, underLease } from './import-claim.js';
@@ -50,18 +51,28 @@ export async function importFile(
 /** Claim, load, record, on one connection that holds the file's lease throughout. */
 async function importOneFile(database: Database, filePath: string, filename: string, options: ImportOptions): Promise<RecordedOutcome> {
   const file = await prepareFile(filePath, filename);
-  return underLease(database, file.sha256, async (conn, leased) => {
-    const existing = await findImportBySha(conn, file.sha256);
-    if (existing && (existing.status === 'success' || existing.status === 'partial')) {
-      return skipped(existing, filename, `already imported as ${existing.filename} (import ${existing.id})`);
-    }
-    if (!leased) return heldElsewhere(conn, file);
-    const claimed = await claimFile(database, conn, { ...file, onError: options.onError }, true);
-    if ('skip' in claimed) return claimed.skip;
-    options.onClaimed?.(claimed.id);
-    return loadClaimedFile(database, conn, claimed.id, file, options);
-  });
+  // Another importer holding the lease writes the file's record right after taking it: until the
+  // record is there, there is nothing to point at, so look again shortly.
+  for (let attempt = 0; ; attempt++) {
+    const outcome = await underLease(database, file.sha256, async (conn, leased) => {
+      const existing = await findImportBySha(conn, file.sha256);
+      if (existing && (existing.status === 'success' || existing.status === 'partial')) {
+        return skipped(existing, filename, `already imported as ${existing.filename} (import ${existing.id})`);
+      }
+      if (!leased) return existing ? heldElsewhere(existing, file) : undefined;
+      const claimed = await claimFile(database, conn, { ...file, onError: options.onError }, true);
+      if ('skip' in claimed) return claimed.skip;
+      options.onClaimed?.(claimed.id);
+      return loadClaimedFile(database, conn, claimed.id, file, options);
+    });
+    if (outcome) return outcome;
+    if (attempt >= RECORD_WAIT_ATTEMPTS) throw new Error(`${filename}: another importer holds the file but wrote no record; try again`);
+    await sleep(50);
+  }
 }
+
+/** How many times (50 ms apart) an import looks for the record of a file another importer holds. */
+const RECORD_WAIT_ATTEMPTS = 200;
 
 /**
  * Starts importing the folder in the background. Resolves as soon as every new file has its
