@@ -79,7 +79,7 @@ CMD ["node","dist/src/cli.js","serve"]
 ARG VCS_REF=unknown
 ARG SOURCE_URL=""
 LABEL org.opencontainers.image.title="zinc" \
-      org.opencontainers.image.description="Sales CSV import and exact revenue metrics over HTTP, on MySQL/MariaDB or embedded SQLite." \
+      org.opencontainers.image.description="Sales CSV import and exact revenue metrics over HTTP, on MySQL/MariaDB, PostgreSQL or embedded SQLite." \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.revision="${VCS_REF}" \
