@@ -57,5 +57,6 @@ describe('revenue service, without HTTP (sqlite)', () => {
     expect(invalid(() => totalsQuestion({ start: '2024-02-01', compare: 'previous_period' }))).toEqual(['invalid_parameter', 'compare']);
     expect(invalid(() => dailyQuestion({ start: '2000-01-01', end: '2020-01-01' }))).toEqual(['invalid_parameter', 'end']);
     expect(invalid(() => seriesQuestion({ productIds: [' P'] }))).toEqual(['invalid_parameter', 'product_id']);
+    expect(invalid(() => totalsQuestion({ productIds: ['P\u0000'] }))).toEqual(['invalid_parameter', 'product_id']);
   });
 });

@@ -141,6 +141,8 @@ function productFilter(ids: string[] | undefined): string[] {
   if (!ids || ids.length === 0) return [];
   for (const id of ids) {
     if (id.trim() !== id) throw invalidParameter('product_id', `product_id "${id}" must not start or end with white space`);
+    // No stored id holds one (files with NUL bytes are refused), and PostgreSQL's text cannot.
+    if (id.includes('\u0000')) throw invalidParameter('product_id', 'product_id must not contain the NUL character (U+0000)');
   }
   return [...new Set(ids)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
