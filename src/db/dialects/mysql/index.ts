@@ -7,7 +7,8 @@ import { decimalToCents, formatCents } from '../../../money.js';
 import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
 import type { SalesWriterOptions } from '../../sales-writer.js';
 import type { Tables } from '../../tables.js';
-import { InfileLoad, InfileStreams, TSV, tsvField } from './infile.js';
+import { inSnapshotReadOnly, insertWithGeneratedId, inStatements, loadAsText, rowsWhere, valuesList } from '../shared.js';
+import { InfileLoad, InfileStreams, TSV } from './infile.js';
 import { fileClaims, withWriteLock } from './locks.js';
 import { MysqlInsertWriter, MysqlLoadDataWriter } from './sales-writer.js';
 
@@ -133,9 +134,6 @@ const SQL: DialectSql = {
       SET ${sql.join(set.map(([column, value]) => sql`${sql.ref(`${target[1]}.${column}`)} = ${value}`))} WHERE ${where}`,
 };
 
-/** Rows a statement carries when writing by key (well under the placeholder limit). */
-const ROWS_PER_STATEMENT = 1000;
-
 class MysqlDialect implements Dialect {
   readonly name = 'mysql';
   readonly sql = SQL;
@@ -153,14 +151,8 @@ class MysqlDialect implements Dialect {
   readonly centsFromDb = mysqlModule.centsFromDb;
 
   /** InnoDB's REPEATABLE READ: a consistent snapshot from the first read. */
-  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T> {
-    return db.transaction().setAccessMode('read only').execute(read);
-  }
-
-  async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {
-    const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
-    return Number(result.insertId);
-  }
+  readonly inSnapshot = inSnapshotReadOnly;
+  readonly insertReturningId = insertWithGeneratedId;
 
   isUniqueViolation(error: unknown): boolean {
     return (error as { code?: unknown }).code === 'ER_DUP_ENTRY';
@@ -192,18 +184,18 @@ class MysqlDialect implements Dialect {
       async addByKey(table, keys, adds, rows, fresh) {
         const columns = [...keys, ...adds];
         const appending = Boolean(fresh && options.loadData);
-        if (appending) await loadRows(streams, db, table, columns, filter(rows, fresh!), false);
+        if (appending) await loadRows(streams, db, table, columns, rowsWhere(rows, fresh!), false);
         const update = sql.raw(adds.map((c) => `${c} = ${c} + VALUES(${c})`).join(', '));
-        const merged = appending ? filter(rows, (row) => !fresh!(row)) : rows();
+        const merged = appending ? rowsWhere(rows, (row) => !fresh!(row)) : rows();
         await inStatements(merged, (chunk) =>
-          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
+          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${valuesList(chunk)}
             ON DUPLICATE KEY UPDATE ${update}`.execute(db),
         );
       },
       async insertMissing(table, columns, rows) {
         if (options.loadData) return loadRows(streams, db, table, columns, rows(), true);
         await inStatements(rows(), (chunk) =>
-          sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}`.execute(db),
+          sql`INSERT IGNORE INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${valuesList(chunk)}`.execute(db),
         );
       },
     };
@@ -236,7 +228,7 @@ async function localInfileEnabled(db: DB): Promise<boolean> {
 }
 
 /** Appends rows with LOAD DATA LOCAL INFILE (`ignore`: rows whose key is stored are skipped). */
-async function loadRows(
+function loadRows(
   streams: InfileStreams,
   db: AnyDB,
   table: string,
@@ -244,53 +236,14 @@ async function loadRows(
   rows: Iterable<unknown[]>,
   ignore: boolean,
 ): Promise<void> {
-  const iterator = rows[Symbol.iterator]();
-  let next = iterator.next();
-  if (next.done) return;
-  const load = new InfileLoad(
-    streams,
-    db,
-    (name) => sql`LOAD DATA LOCAL INFILE ${name} ${ignore ? sql`IGNORE ` : sql``}INTO TABLE ${sql.table(table)} ${TSV}
-      (${sql.join(columns.map((c) => sql.ref(c)))})`,
+  return loadAsText(
+    rows,
+    () =>
+      new InfileLoad(
+        streams,
+        db,
+        (name) => sql`LOAD DATA LOCAL INFILE ${name} ${ignore ? sql`IGNORE ` : sql``}INTO TABLE ${sql.table(table)} ${TSV}
+          (${sql.join(columns.map((c) => sql.ref(c)))})`,
+      ),
   );
-  try {
-    let text = '';
-    for (; !next.done; next = iterator.next()) {
-      const row = next.value;
-      for (let i = 0; i < row.length; i++) {
-        const v = row[i];
-        text += (i === 0 ? '' : '\t') + (v === null ? '\\N' : typeof v === 'string' ? tsvField(v) : String(v));
-      }
-      text += '\n';
-      if (text.length >= 1 << 20) {
-        await load.write(text);
-        text = '';
-      }
-    }
-    if (text.length > 0) await load.write(text);
-    await load.finish();
-  } catch (error) {
-    await load.settle();
-    throw error;
-  }
-}
-
-/** Runs `statement` on the rows, ROWS_PER_STATEMENT at a time. */
-async function inStatements(rows: Iterable<unknown[]>, statement: (chunk: unknown[][]) => Promise<unknown>): Promise<void> {
-  let chunk: unknown[][] = [];
-  for (const row of rows) {
-    if (chunk.push(row) >= ROWS_PER_STATEMENT) {
-      await statement(chunk);
-      chunk = [];
-    }
-  }
-  if (chunk.length > 0) await statement(chunk);
-}
-
-function* filter(rows: () => Iterable<unknown[]>, keep: (row: unknown[]) => boolean): Generator<unknown[]> {
-  for (const row of rows()) if (keep(row)) yield row;
-}
-
-function values(rows: unknown[][]) {
-  return sql.join(rows.map((r) => sql`(${sql.join(r)})`));
 }

@@ -35,13 +35,6 @@ export class InfileStreams {
   };
 }
 
-/** Tab-separated text for LOAD DATA, escaped the way its default `ESCAPED BY '\\'` reads it. */
-export function tsvField(value: string): string {
-  return /[\t\n\r\\]/.test(value)
-    ? value.replace(/[\t\n\r\\]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\\\'))
-    : value;
-}
-
 /** One LOAD DATA LOCAL INFILE statement fed by a stream the import writes as it parses. */
 export class InfileLoad {
   private readonly stream = new PassThrough({ highWaterMark: 1 << 20 });

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { DB, FileClaims } from '../../database.js';
-import { WRITE_LOCK_WAIT_MS, WriteLockTimeout, WriteLockWaitAborted } from '../../write-lock.js';
+import { holdOnOwnConnection, whileHolding } from '../shared.js';
 
 /**
  * MySQL's named locks (GET_LOCK): held by a connection, dropped by the server when that
@@ -30,18 +30,9 @@ const ownerLock = (owner: string) => sql`${`zinc:owner:${owner.slice(-32)}`}`;
  * the days the other is writing) and InnoDB fails one of them. Asked for a second at a time, so
  * that a shutdown (`signal`) ends the wait.
  */
-export async function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const deadline = performance.now() + WRITE_LOCK_WAIT_MS;
-  for (;;) {
-    if (signal?.aborted) throw new WriteLockWaitAborted();
-    if (await tryLock(conn, writerLock, 1)) break;
-    if (performance.now() > deadline) throw new WriteLockTimeout();
-  }
-  try {
-    return await work();
-  } finally {
-    await unlock(conn, writerLock).catch(() => {});
-  }
+export function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  // GET_LOCK waits up to a second on the server: no pause between tries.
+  return whileHolding(conn, { take: (c) => tryLock(c, writerLock, 1), release: (c) => unlock(c, writerLock) }, work, { signal, pauseMs: 0 });
 }
 
 /**
@@ -54,23 +45,7 @@ export function fileClaims(writer: DB): FileClaims {
   return {
     acquire: (conn, sha256) => tryLock(conn, fileLock(sha256), 0),
     release: (conn, sha256) => unlock(conn, fileLock(sha256)),
-    async holdOwner(owner) {
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let held!: () => void;
-      const acquired = new Promise<void>((resolve) => (held = resolve));
-      const holding = writer.connection().execute(async (conn) => {
-        await tryLock(conn, ownerLock(owner), 0);
-        held();
-        await released;
-        await unlock(conn, ownerLock(owner));
-      });
-      await Promise.race([acquired, holding]);
-      return async () => {
-        release();
-        await holding.catch(() => {});
-      };
-    },
+    holdOwner: (owner) => holdOnOwnConnection(writer, { take: (c) => tryLock(c, ownerLock(owner), 0), release: (c) => unlock(c, ownerLock(owner)) }),
     async isAbandoned(db, record, here) {
       if (record.owner === here.owner && here.active) return false;
       const { rows } = await sql<{ file: number | null; owner: number | null }>`

@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { formatCents } from '../../../money.js';
 import type { DB } from '../../database.js';
 import { repeatError, type RowError, type SaleRow, type SalesWriter } from '../../sales-writer.js';
-import { InfileLoad, TSV, tsvField, type InfileStreams } from './infile.js';
+import { textField, mostlyStored } from '../shared.js';
+import { InfileLoad, TSV, type InfileStreams } from './infile.js';
 
 /**
  * MySQL, both paths: rows go straight into `sales`, skipping identities already stored (INSERT
@@ -186,10 +187,8 @@ export class MysqlLoadDataWriter extends MysqlWriter {
 
   async write(rows: SaleRow[]): Promise<RowError[]> {
     if (rows.length === 0) return [];
-    // A file whose first rows are mostly stored already (a corrected export sent again) would
-    // have nearly every row refused by the direct load (a duplicate key each), then sent again
-    // to staging: it goes to staging at once, and reconcile inserts what is new.
-    this.stagingFirst ??= (await this.storedShare(rows)) >= 0.5;
+    // A file whose first rows are mostly stored goes to staging at once; reconcile inserts what is new.
+    this.stagingFirst ??= await mostlyStored(this.trx, sql`sales FORCE INDEX (sales_identity)`, rows);
     this.sent += rows.length;
     if (this.stagingFirst) {
       await this.replay(rows);
@@ -203,18 +202,10 @@ export class MysqlLoadDataWriter extends MysqlWriter {
     );
     let text = '';
     for (const r of rows) {
-      text += `${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\t${r.line}\n`;
+      text += `${r.date}\t${textField(r.orderId)}\t${textField(r.productId)}\t${formatCents(r.amountCents)}\t${r.line}\n`;
     }
     await this.load.write(text);
     return [];
-  }
-
-  /** The share of these rows whose identity is stored already. */
-  private async storedShare(rows: SaleRow[]): Promise<number> {
-    const sample = rows.slice(0, 500);
-    const { rows: found } = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM sales FORCE INDEX (sales_identity)
-      WHERE (order_id, product_id) IN (${sql.join(sample.map((r) => sql`(${r.orderId}, ${r.productId})`))})`.execute(this.trx);
-    return Number(found[0]?.n ?? 0) / sample.length;
   }
 
   override async end() {
@@ -236,7 +227,7 @@ export class MysqlLoadDataWriter extends MysqlWriter {
     );
     let text = '';
     for (const r of rows) {
-      text += `${r.line}\t${r.date}\t${tsvField(r.orderId)}\t${tsvField(r.productId)}\t${formatCents(r.amountCents)}\n`;
+      text += `${r.line}\t${r.date}\t${textField(r.orderId)}\t${textField(r.productId)}\t${formatCents(r.amountCents)}\n`;
     }
     await this.staging.write(text);
   }

@@ -76,12 +76,3 @@ export class CopyIn {
     await this.done.catch(() => {});
   }
 }
-
-/** A value in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
-export function copyField(value: unknown): string {
-  if (value === null || value === undefined) return '\\N';
-  const text = typeof value === 'string' ? value : String(value);
-  return /[\t\n\r\\]/.test(text)
-    ? text.replace(/[\t\n\r\\]/g, (c) => (c === '\t' ? '\\t' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\\\'))
-    : text;
-}

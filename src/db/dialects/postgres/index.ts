@@ -8,7 +8,8 @@ import { decimalToCents, formatCents } from '../../../money.js';
 import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
 import type { SalesWriterOptions } from '../../sales-writer.js';
 import type { Tables } from '../../tables.js';
-import { CopyIn, copyField } from './copy.js';
+import { inStatements, loadAsText, rowsWhere, valuesList } from '../shared.js';
+import { CopyIn } from './copy.js';
 import { fileClaims, withWriteLock } from './locks.js';
 import { PostgresSalesWriter } from './sales-writer.js';
 
@@ -143,9 +144,6 @@ const SQL: DialectSql = {
       FROM ${sql.table(source[0])} AS ${sql.raw(source[1])} WHERE ${on} AND ${where}`,
 };
 
-/** Rows a statement carries when writing by key (well under the 65,535 parameters). */
-const ROWS_PER_STATEMENT = 1000;
-
 class PostgresDialect implements Dialect {
   readonly name = 'postgres';
   readonly sql = SQL;
@@ -194,17 +192,17 @@ class PostgresDialect implements Dialect {
       async addByKey(table, keys, adds, rows, fresh) {
         const columns = [...keys, ...adds];
         const appending = Boolean(fresh && options.loadData);
-        if (appending) await copyRows(db, table, columns, filter(rows, fresh!));
+        if (appending) await copyRows(db, table, columns, rowsWhere(rows, fresh!));
         const update = sql.raw(adds.map((c) => `${c} = ${table}.${c} + EXCLUDED.${c}`).join(', '));
-        const merged = appending ? filter(rows, (row) => !fresh!(row)) : rows();
+        const merged = appending ? rowsWhere(rows, (row) => !fresh!(row)) : rows();
         await inStatements(merged, (chunk) =>
-          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
+          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${valuesList(chunk)}
             ON CONFLICT (${sql.join(keys.map((k) => sql.ref(k)))}) DO UPDATE SET ${update}`.execute(db),
         );
       },
       async insertMissing(table, columns, rows) {
         await inStatements(rows(), (chunk) =>
-          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${values(chunk)}
+          sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map((c) => sql.ref(c)))}) VALUES ${valuesList(chunk)}
             ON CONFLICT DO NOTHING`.execute(db),
         );
       },
@@ -229,43 +227,6 @@ class PostgresDialect implements Dialect {
 }
 
 /** Appends rows with COPY (their keys are known to be new). */
-async function copyRows(db: AnyDB, table: string, columns: readonly string[], rows: Iterable<unknown[]>): Promise<void> {
-  const iterator = rows[Symbol.iterator]();
-  let next = iterator.next();
-  if (next.done) return;
-  const copy = await CopyIn.start(db, `COPY ${table} (${columns.join(', ')}) FROM STDIN`);
-  try {
-    let text = '';
-    for (; !next.done; next = iterator.next()) {
-      text += next.value.map(copyField).join('\t') + '\n';
-      if (text.length >= 1 << 20) {
-        await copy.write(text);
-        text = '';
-      }
-    }
-    if (text.length > 0) await copy.write(text);
-    await copy.finish();
-  } catch (error) {
-    await copy.settle();
-    throw error;
-  }
-}
-
-async function inStatements(rows: Iterable<unknown[]>, statement: (chunk: unknown[][]) => Promise<unknown>): Promise<void> {
-  let chunk: unknown[][] = [];
-  for (const row of rows) {
-    if (chunk.push(row) >= ROWS_PER_STATEMENT) {
-      await statement(chunk);
-      chunk = [];
-    }
-  }
-  if (chunk.length > 0) await statement(chunk);
-}
-
-function* filter(rows: () => Iterable<unknown[]>, keep: (row: unknown[]) => boolean): Generator<unknown[]> {
-  for (const row of rows()) if (keep(row)) yield row;
-}
-
-function values(rows: unknown[][]) {
-  return sql.join(rows.map((r) => sql`(${sql.join(r)})`));
+function copyRows(db: AnyDB, table: string, columns: readonly string[], rows: Iterable<unknown[]>): Promise<void> {
+  return loadAsText(rows, () => CopyIn.start(db, `COPY ${table} (${columns.join(', ')}) FROM STDIN`));
 }

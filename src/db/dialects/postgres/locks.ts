@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import type { DB, FileClaims } from '../../database.js';
-import { WRITE_LOCK_WAIT_MS, WriteLockTimeout, WriteLockWaitAborted } from '../../write-lock.js';
+import { holdOnOwnConnection, whileHolding } from '../shared.js';
 
 /**
  * PostgreSQL's advisory locks, session level: held by a connection, scoped to the database,
@@ -42,19 +41,8 @@ const ownerLock = (owner: string) => key(`zinc:owner:${owner}`);
  * ROLLBACK: one change to sales at a time across processes. Tried every 200 ms, so that a
  * shutdown (`signal`) ends the wait.
  */
-export async function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const deadline = performance.now() + WRITE_LOCK_WAIT_MS;
-  for (;;) {
-    if (signal?.aborted) throw new WriteLockWaitAborted();
-    if (await tryLock(conn, WRITER)) break;
-    if (performance.now() > deadline) throw new WriteLockTimeout();
-    await sleep(200);
-  }
-  try {
-    return await work();
-  } finally {
-    await unlock(conn, WRITER).catch(() => {});
-  }
+export function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return whileHolding(conn, { take: (c) => tryLock(c, WRITER), release: (c) => unlock(c, WRITER) }, work, { signal, pauseMs: 200 });
 }
 
 /**
@@ -66,23 +54,7 @@ export function fileClaims(writer: DB): FileClaims {
   return {
     acquire: (conn, sha256) => tryLock(conn, fileLock(sha256)),
     release: (conn, sha256) => unlock(conn, fileLock(sha256)),
-    async holdOwner(owner) {
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let held!: () => void;
-      const acquired = new Promise<void>((resolve) => (held = resolve));
-      const holding = writer.connection().execute(async (conn) => {
-        await tryLock(conn, ownerLock(owner));
-        held();
-        await released;
-        await unlock(conn, ownerLock(owner));
-      });
-      await Promise.race([acquired, holding]);
-      return async () => {
-        release();
-        await holding.catch(() => {});
-      };
-    },
+    holdOwner: (owner) => holdOnOwnConnection(writer, { take: (c) => tryLock(c, ownerLock(owner)), release: (c) => unlock(c, ownerLock(owner)) }),
     async isAbandoned(db, record, here) {
       if (record.owner === here.owner && here.active) return false;
       if (!here.leased && (await isHeld(db, fileLock(record.sha256)))) return false;

@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { formatCents } from '../../../money.js';
 import type { DB } from '../../database.js';
 import { repeatError, type RowError, type SaleRow, type SalesWriter } from '../../sales-writer.js';
-import { CopyIn, copyField } from './copy.js';
+import { mostlyStored, textField } from '../shared.js';
+import { CopyIn } from './copy.js';
 
 /**
  * PostgreSQL: rows stream into `COPY … FROM STDIN`, straight into `sales` while they are new.
@@ -31,7 +32,7 @@ export class PostgresSalesWriter implements SalesWriter {
 
   async write(rows: SaleRow[]): Promise<RowError[]> {
     if (rows.length === 0) return [];
-    this.stagingFirst ??= (await this.storedShare(rows)) >= 0.5;
+    this.stagingFirst ??= await mostlyStored(this.trx, sql`sales`, rows);
     this.sent += rows.length;
     if (this.stagingFirst) {
       await this.replay(rows);
@@ -45,7 +46,7 @@ export class PostgresSalesWriter implements SalesWriter {
     let text = '';
     const id = this.importId;
     for (const r of rows) {
-      text += `${r.date}\t${copyField(r.orderId)}\t${copyField(r.productId)}\t${formatCents(r.amountCents)}\t${id}\t${r.line}\n`;
+      text += `${r.date}\t${textField(r.orderId)}\t${textField(r.productId)}\t${formatCents(r.amountCents)}\t${id}\t${r.line}\n`;
     }
     try {
       await this.copy.write(text);
@@ -61,14 +62,6 @@ export class PostgresSalesWriter implements SalesWriter {
     this.refused = true;
     await this.copy?.settle();
     await sql`ROLLBACK TO SAVEPOINT zinc_copy`.execute(this.trx);
-  }
-
-  /** The share of these rows whose identity is stored already. */
-  private async storedShare(rows: SaleRow[]): Promise<number> {
-    const sample = rows.slice(0, 500);
-    const { rows: found } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM sales
-      WHERE (order_id, product_id) IN (${sql.join(sample.map((r) => sql`(${r.orderId}, ${r.productId})`))})`.execute(this.trx);
-    return Number(found[0]?.n ?? 0) / sample.length;
   }
 
   async end() {
@@ -98,7 +91,7 @@ export class PostgresSalesWriter implements SalesWriter {
     }
     let text = '';
     for (const r of rows) {
-      text += `${r.line}\t${r.date}\t${copyField(r.orderId)}\t${copyField(r.productId)}\t${formatCents(r.amountCents)}\n`;
+      text += `${r.line}\t${r.date}\t${textField(r.orderId)}\t${textField(r.productId)}\t${formatCents(r.amountCents)}\n`;
     }
     await this.staging.write(text);
   }

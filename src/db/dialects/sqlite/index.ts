@@ -7,6 +7,7 @@ import type { DatabaseConfig } from '../../../config.js';
 import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
 import type { SalesWriterOptions } from '../../sales-writer.js';
 import type { Tables } from '../../tables.js';
+import { inSnapshotReadOnly, insertWithGeneratedId } from '../shared.js';
 import { beginImmediate } from './begin-immediate.js';
 import { claims } from './claims.js';
 import { ASSUMED_ROW_BYTES, bulkLoadTuning, SORTING_CACHE_KIB } from './tuning.js';
@@ -148,14 +149,8 @@ class SqliteDialect implements Dialect {
   readonly centsFromDb = sqliteModule.centsFromDb;
 
   /** A read transaction on the reader connection reads one WAL snapshot. */
-  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T> {
-    return db.transaction().setAccessMode('read only').execute(read);
-  }
-
-  async insertReturningId(db: DB, row: Parameters<Dialect['insertReturningId']>[1]): Promise<number> {
-    const result = await db.insertInto('imported_files').values(row).executeTakeFirstOrThrow();
-    return Number(result.insertId);
-  }
+  readonly inSnapshot = inSnapshotReadOnly;
+  readonly insertReturningId = insertWithGeneratedId;
 
   isUniqueViolation(error: unknown): boolean {
     return (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
