@@ -5,9 +5,9 @@
  * Load with consistency, on loopback, for a bounded time. A real server (dist/src/cli.js serve, a
  * child process) on a fresh database; readers ask metrics questions at full speed (read-only
  * token) while one writer imports, replaces (overlapping files) and undoes files through the HTTP
- * API (full token), uploads and folder runs both. The files are generated here, so every state the
- * writer commits is known exactly: each identity holds the value of the latest import still
- * active that carries it. Every total a reader saw must be the total of one of those states (no
+ * API (full token), uploads and folder runs both. The files are generated here (bench/consistency.ts),
+ * so every state the writer commits is known exactly: each identity holds the value of the latest
+ * import still active that carries it. Every total a reader saw must be the total of one of those states (no
  * half-file state, no mix of two), there must be no 5xx at all, and the final answer must equal
  * the final state. Prints requests served, errors and latency percentiles; exits 1 on any
  * inconsistency, 5xx or failed write.
@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createConnection } from 'mysql2/promise';
-import { formatCents } from '../src/money.js';
+import { generateFiles, inconsistencies, newSeen, QUESTIONS, stateOf, type SalesFile, type Seen, type State } from './consistency.js';
 import { postgresAdmin } from './postgres-admin.js';
 import { prng } from './sales-generator.js';
 
@@ -46,69 +46,6 @@ const SEED = Number(values.seed);
 const WRITE_TOKEN = randomBytes(16).toString('hex');
 const READ_TOKEN = randomBytes(16).toString('hex');
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli.js');
-
-// ---------------------------------------------------------------------------------------------
-// The files and the model of what the database holds
-// ---------------------------------------------------------------------------------------------
-
-interface Line {
-  date: string;
-  order: string;
-  product: string;
-  cents: number;
-}
-
-interface SalesFile {
-  name: string;
-  text: string;
-  /** identity (order \u0001 product) → line */
-  lines: Map<string, Line>;
-}
-
-/**
- * File f carries orders [f·ORDERS/2, f·ORDERS/2 + ORDERS): each overlaps the next by half, so an
- * import replaces rows of the one before. An order has 1 or 2 lines; an identity's product is the
- * same in every file, its date and amount are not.
- */
-function generateFiles(): SalesFile[] {
-  return Array.from({ length: FILES }, (_, f) => {
-    const random = prng(SEED * 1000 + f);
-    const lines = new Map<string, Line>();
-    let text = 'date,order_id,product_id,amount_sgd\n';
-    const first = (f * ORDERS) / 2;
-    for (let j = first; j < first + ORDERS; j++) {
-      const date = new Date(Date.UTC(2024, 0, 1 + Math.floor(random() * 366))).toISOString().slice(0, 10);
-      for (let l = 0; l < 1 + (j % 2); l++) {
-        const order = `LOAD-${j}`;
-        const product = `SKU-${(j * 7 + l * 13) % 97}`;
-        let cents = 1 + Math.floor(random() * 50_000);
-        if (random() < 0.03) cents = -cents;
-        lines.set(`${order}\u0001${product}`, { date, order, product, cents });
-        text += `${date},${order},${product},${formatCents(cents)}\n`;
-      }
-    }
-    return { name: `load-${f}.csv`, text, lines };
-  });
-}
-
-interface State {
-  total: string;
-  sales: number;
-  orders: number;
-}
-
-/** What the database holds when `active` (oldest first) are the imports in effect. */
-function stateOf(active: SalesFile[]): State {
-  const current = new Map<string, Line>();
-  for (const file of active) for (const [key, line] of file.lines) current.set(key, line);
-  let total = 0n;
-  const orders = new Set<string>();
-  for (const line of current.values()) {
-    total += BigInt(line.cents);
-    orders.add(line.order);
-  }
-  return { total: formatCents(total), sales: current.size, orders: orders.size };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The server
@@ -173,59 +110,6 @@ interface Tally {
   latencies: number[];
   problems: string[];
 }
-
-/** Observations by kind: a full state (total|sales|orders), a total with its sales, or a total alone. */
-interface Seen {
-  full: Map<string, number>;
-  totalSales: Map<string, number>;
-  total: Map<string, number>;
-}
-
-const count = (m: Map<string, number>, key: string) => m.set(key, (m.get(key) ?? 0) + 1);
-
-interface Question {
-  url: string;
-  record(body: unknown, seen: Seen): void;
-}
-
-const QUESTIONS: Question[] = [
-  {
-    url: '/api/metrics/revenue',
-    record: (b, seen) => {
-      const r = b as { total_revenue: string; sale_count: number; order_count: number };
-      count(seen.full, `${r.total_revenue}|${r.sale_count}|${r.order_count}`);
-    },
-  },
-  {
-    url: '/api/metrics/revenue?start=2024-01-01&end=2024-12-31',
-    record: (b, seen) => {
-      const r = b as { total_revenue: string; sale_count: number; order_count: number };
-      count(seen.full, `${r.total_revenue}|${r.sale_count}|${r.order_count}`);
-    },
-  },
-  {
-    url: '/api/metrics/revenue/series?start=2024-01-01&end=2024-12-31&granularity=month',
-    record: (b, seen) => {
-      const r = b as { periods: Array<{ revenue: string; sale_count: number }> };
-      const cents = r.periods.reduce((sum, p) => sum + BigInt(p.revenue.replace('.', '')), 0n);
-      const sales = r.periods.reduce((sum, p) => sum + p.sale_count, 0);
-      count(seen.totalSales, `${formatCents(cents)}|${sales}`);
-    },
-  },
-  {
-    url: '/api/metrics/revenue/by-product?start=2024-01-01&end=2024-12-31&limit=5',
-    record: (b, seen) => count(seen.total, (b as { total_revenue: string }).total_revenue),
-  },
-  {
-    url: '/api/metrics/revenue/daily?start=2024-01-01&end=2024-12-31',
-    record: (b, seen) => {
-      const r = b as { days: Array<{ revenue: string; sale_count: number }> };
-      const cents = r.days.reduce((sum, d) => sum + BigInt(d.revenue.replace('.', '')), 0n);
-      const sales = r.days.reduce((sum, d) => sum + d.sale_count, 0);
-      count(seen.totalSales, `${formatCents(cents)}|${sales}`);
-    },
-  },
-];
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -362,7 +246,7 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const files = generateFiles();
+  const files = generateFiles({ count: FILES, orders: ORDERS, seed: SEED });
   const rows = files.reduce((n, f) => n + f.lines.size, 0);
   console.log(
     `bench:load on ${values.db}: ${Number(values.duration)} s, ${READERS} readers, 1 writer, ${FILES} overlapping files ` +
@@ -379,7 +263,7 @@ async function main(): Promise<number> {
 
   const reads: Tally = { requests: 0, errors: 0, fiveXx: 0, latencies: [], problems: [] };
   const writes: Tally = { requests: 0, errors: 0, fiveXx: 0, latencies: [], problems: [] };
-  const seen: Seen = { full: new Map(), totalSales: new Map(), total: new Map() };
+  const seen: Seen = newSeen();
   const started = performance.now();
   const until = Date.now() + DURATION_MS;
   let written: WriterResult | undefined;
@@ -412,13 +296,7 @@ async function main(): Promise<number> {
 
   // Every observation must be one of the committed states.
   const states = written?.states ?? [];
-  const full = new Set(states.map((s) => `${s.total}|${s.sales}|${s.orders}`));
-  const totalSales = new Set(states.map((s) => `${s.total}|${s.sales}`));
-  const totals = new Set(states.map((s) => s.total));
-  const inconsistent: string[] = [];
-  for (const [key, n] of seen.full) if (!full.has(key)) inconsistent.push(`totals ${key} (seen ${n}×)`);
-  for (const [key, n] of seen.totalSales) if (!totalSales.has(key)) inconsistent.push(`series sum ${key} (seen ${n}×)`);
-  for (const [key, n] of seen.total) if (!totals.has(key)) inconsistent.push(`total ${key} (seen ${n}×)`);
+  const inconsistent = inconsistencies(seen, states);
 
   const sorted = [...reads.latencies].sort((a, b) => a - b);
   const wsorted = [...writes.latencies].sort((a, b) => a - b);

@@ -4,6 +4,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import { openDatabase } from './db/dialects/index.js';
+import { ReadReplicas } from './db/read-replicas.js';
 import { registerAuth } from './http/auth.js';
 import { dashboardRoutes } from './http/dashboard.routes.js';
 import { BODY_LIMIT_BYTES, registerErrorHandler } from './http/error-handler.js';
@@ -12,6 +14,7 @@ import { registerRequestLog } from './http/request-log.js';
 import { declareRoutes, registerRoutePolicy } from './http/route-policy.js';
 import { registerRouteTemplate } from './http/route-template.js';
 import { registerParameterBounds, registerSecurity, registerTimeouts, serverLimits } from './http/security.js';
+import { AppError } from './http/errors.js';
 import { ErrorResponse } from './http/schemas.js';
 import { importRoutes } from './imports/imports.routes.js';
 import { prometheusRoutes } from './http/prometheus.routes.js';
@@ -62,6 +65,13 @@ export async function buildApp({
   // Before any route and any hook that reads a route's policy (timeouts, auth, cache, security).
   registerRoutePolicy(app);
   registerRequestLog(app, telemetry);
+  // Once a shutdown has begun, every answer closes its connection: clients and load balancers
+  // reconnect (elsewhere, once this instance is out of the pool), and the server can stop without
+  // waiting out idle keep-alive connections.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (lifecycle.shuttingDown) reply.header('connection', 'close');
+    done(null, payload);
+  });
   registerErrorHandler(app);
   registerTimeouts(app, config.requestTimeoutMs);
   registerParameterBounds(app);
@@ -72,9 +82,18 @@ export async function buildApp({
     privateAnswers: config.apiToken !== undefined,
   });
   registerCacheInvalidation(app, metricsCache);
-  // Changes committed outside a request (background imports) show at once on this instance too.
-  const stopListening = onSalesCommitted(database, () => metricsCache.invalidate());
-  app.addHook('onClose', async () => stopListening());
+  const reads = openReplicas(app, config, database, metricsCache);
+  telemetry.watchReplicas(reads);
+  // Changes committed outside a request (background imports) show at once on this instance too,
+  // and its reads go where those changes are (read your writes).
+  const stopListening = onSalesCommitted(database, () => {
+    metricsCache.invalidate();
+    reads.noteCommitted();
+  });
+  app.addHook('onClose', async () => {
+    stopListening();
+    await reads.close();
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -103,10 +122,34 @@ export async function buildApp({
     await docs.register(swaggerUi, { routePrefix: '/docs' });
   });
 
-  await app.register(healthRoutes, { database, lifecycle });
+  await app.register(healthRoutes, { database, lifecycle, reads });
   await app.register(prometheusRoutes, { telemetry, metricsToken: config.metricsToken });
   await app.register(importRoutes, { database, config, telemetry, lifecycle });
-  await app.register(revenueRoutes, { database, cache: metricsCache });
+  await app.register(revenueRoutes, { database, cache: metricsCache, replicas: reads });
   await app.register(dashboardRoutes, { tokenRequired: config.apiToken !== undefined });
   return app;
+}
+
+/**
+ * The read replicas of DATABASE_REPLICA_URLS (none: every read goes to the primary), opened and
+ * closed with the app, their state changes logged.
+ */
+function openReplicas(app: FastifyInstance, config: Config, database: Database, cache: MetricsCache): ReadReplicas {
+  const replicas = config.replicas.map((replica) => ({
+    name: 'host' in replica ? `${replica.host}:${replica.port}/${replica.database}` : replica.path,
+    database: openDatabase(replica),
+  }));
+  const reads = new ReadReplicas(database, replicas, {
+    maxLagMs: config.replicaMaxLagMs,
+    primaryVersion: () => cache.version.current(),
+    // A question found invalid once the data is read is the question's fault, not the replica's.
+    isReplicaFault: (error) => !(error instanceof AppError),
+    onStateChange: (replica, previous) => {
+      const line = { replica: replica.name, state: replica.state, previous, lagMs: replica.lagMs, error: replica.error };
+      if (replica.state === 'ok') app.log.info(line, 'read replica in use');
+      else app.log.warn(line, `read replica not used: ${replica.state}`);
+    },
+  });
+  reads.start();
+  return reads;
 }

@@ -19,7 +19,7 @@ Commands:
   demo                           import the sample files, then serve (the first-run path)
 
 Configuration comes from the environment: DATABASE_URL, SALES_DIR, HOST, PORT, LOG_LEVEL,
-API_TOKEN, METRICS_TOKEN, SHUTDOWN_TIMEOUT_MS (see README.md).`;
+API_TOKEN, METRICS_TOKEN, SHUTDOWN_DRAIN_MS, SHUTDOWN_TIMEOUT_MS (see README.md).`;
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({

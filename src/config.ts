@@ -12,6 +12,13 @@ export type DatabaseConfig =
 
 export interface Config {
   readonly database: DatabaseConfig;
+  /**
+   * Read replicas of `database` (same kind, MySQL/MariaDB or PostgreSQL): metrics reads go to one
+   * that is at most `replicaMaxLagMs` behind; everything else goes to `database`.
+   */
+  readonly replicas: readonly DatabaseConfig[];
+  /** How far behind the primary a replica may be and still answer (see src/db/read-replicas.ts). */
+  readonly replicaMaxLagMs: number;
   readonly salesDir: string;
   readonly host: string;
   readonly port: number;
@@ -19,7 +26,12 @@ export interface Config {
   readonly apiToken: string | undefined;
   /** Bearer token for GET /metrics; open when unset. */
   readonly metricsToken: string | undefined;
-  /** How long in-flight requests get to finish after SIGTERM/SIGINT. */
+  /**
+   * After SIGTERM: how long the instance keeps serving as usual, not ready, so that load
+   * balancers take it out before it stops listening; 0: stop listening at once. (SIGINT skips it.)
+   */
+  readonly shutdownDrainMs: number;
+  /** Then how long in-flight requests and running imports get to finish before imports are stopped (rolled back). */
   readonly shutdownTimeoutMs: number;
   /** Largest accepted upload, in bytes. */
   readonly maxUploadBytes: number;
@@ -144,6 +156,28 @@ const envSchema = z.object({
         return z.NEVER;
       }
     }),
+  DATABASE_REPLICA_URLS: z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const urls = value.split(',').map((u) => u.trim()).filter((u) => u !== '');
+      const replicas: DatabaseConfig[] = [];
+      for (const [i, url] of urls.entries()) {
+        try {
+          replicas.push(parseDatabaseUrl(url));
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: `URL ${i + 1} ${(error as Error).message}` });
+          return z.NEVER;
+        }
+      }
+      return replicas;
+    }),
+  REPLICA_MAX_LAG_MS: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
+    .transform(Number)
+    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
+    .default(5000),
   SALES_DIR: z
     .string()
     .default('./static/sales')
@@ -160,10 +194,17 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   API_TOKEN: optionalSecret,
   METRICS_TOKEN: optionalSecret,
+  SHUTDOWN_DRAIN_MS: z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number of milliseconds (0: stop listening at once)')
+    .transform(Number)
+    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
+    .default(2_000),
   SHUTDOWN_TIMEOUT_MS: z
     .string()
     .regex(/^\d+$/, 'must be a whole number of milliseconds')
     .transform(Number)
+    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
     .default(10_000),
   MYSQL_LOAD_METHOD: z.enum(['auto', 'load-data', 'insert']).default('auto'),
   MAX_UPLOAD_BYTES: z
@@ -248,7 +289,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
     const secret = name.endsWith('_TOKEN');
-    const got = env[name] === undefined || secret ? '' : ` (got ${JSON.stringify(redactUrl(env[name]!))})`;
+    // A list of URLs (DATABASE_REPLICA_URLS) hides each one's password.
+    const shown = env[name] === undefined ? '' : env[name]!.split(',').map(redactUrl).join(',');
+    const got = env[name] === undefined || secret ? '' : ` (got ${JSON.stringify(shown)})`;
     throw new ConfigError(`${name} ${issue.message}${got}`);
   }
   const e = result.data;
@@ -258,15 +301,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.API_READ_TOKEN !== undefined && e.API_READ_TOKEN === e.API_TOKEN) {
     throw new ConfigError('API_READ_TOKEN must differ from API_TOKEN');
   }
+  for (const replica of e.DATABASE_REPLICA_URLS) {
+    if (!('url' in replica)) {
+      throw new ConfigError('DATABASE_REPLICA_URLS must list server URLs (mysql:// or postgres://): an SQLite file has no replicas');
+    }
+    if (replica.kind !== e.DATABASE_URL.kind) {
+      throw new ConfigError(
+        `DATABASE_REPLICA_URLS must name replicas of DATABASE_URL's database: ${replica.kind} replicas of a ${e.DATABASE_URL.kind} database`,
+      );
+    }
+  }
+  const withPool = (database: DatabaseConfig) =>
+    Object.freeze({ ...database, ...(e.DATABASE_POOL_SIZE === undefined ? {} : { poolSize: e.DATABASE_POOL_SIZE }) });
   return Object.freeze({
     // The pool size is for servers; an SQLite file ignores it (two connections: reader and writer).
-    database: Object.freeze({ ...e.DATABASE_URL, ...(e.DATABASE_POOL_SIZE === undefined ? {} : { poolSize: e.DATABASE_POOL_SIZE }) }),
+    database: withPool(e.DATABASE_URL),
+    replicas: Object.freeze(e.DATABASE_REPLICA_URLS.map(withPool)),
+    replicaMaxLagMs: e.REPLICA_MAX_LAG_MS,
     salesDir: e.SALES_DIR,
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     apiToken: e.API_TOKEN,
     metricsToken: e.METRICS_TOKEN,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     mysqlLoadMethod: e.MYSQL_LOAD_METHOD,
     cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,

@@ -1,9 +1,11 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { assertServable, type Config } from './config.js';
 import { type Database } from './db/database.js';
 import { openDatabase } from './db/dialects/index.js';
 import { migrateToLatest } from './db/migrator.js';
+import { serializedWrites } from './db/write-lock.js';
 import { recoverInterruptedImports } from './imports/import.service.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Log } from './log.js';
@@ -12,12 +14,25 @@ import { Telemetry } from './telemetry.js';
 /** How often a running server looks for imports whose importer died. */
 export const RECOVERY_SWEEP_MS = 15_000;
 
+/** At the shutdown timeout: how long requests whose imports were stopped get to send their answer. */
+const ANSWER_GRACE_MS = 1_000;
+
+/** Resolves once the imports and undos this process queued on `database` so far have ended. */
+function writesSettled(database: Database): Promise<unknown> {
+  const nothing = async () => {};
+  return Promise.all([serializedWrites(database, 'imports', nothing), serializedWrites(database, 'undo', nothing)]);
+}
+
 export interface RunningServer {
   app: FastifyInstance;
   database: Database;
   url: string;
-  /** Graceful stop: not ready, imports roll back, in-flight requests finish (up to the timeout), database closes. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop: not ready at once; still serving for the drain delay (`drain: false` skips it);
+   * then no longer listening while in-flight requests and running imports finish, up to the
+   * shutdown timeout (past it imports roll back and connections are cut); the database closes.
+   */
+  close(options?: { drain?: boolean }): Promise<void>;
 }
 
 /**
@@ -50,18 +65,34 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
 
   let closing: Promise<void> | undefined;
-  const close = () =>
+  const close = ({ drain = true }: { drain?: boolean } = {}) =>
     (closing ??= (async () => {
+      // Not ready from now on: a load balancer checking /health/ready takes this instance out.
       lifecycle.beginShutdown();
+      // Until it has, requests keep coming: answer them as usual.
+      if (drain && config.shutdownDrainMs > 0) {
+        log.info({ drainMs: config.shutdownDrainMs }, 'not ready; still serving while load balancers take this instance out');
+        await sleep(config.shutdownDrainMs);
+      }
+      // Stop listening. Requests in flight, and this instance's imports (those answered 202
+      // included), get the shutdown timeout to finish; once no request is left, none can start one.
+      const closed = app.close();
+      const finished = closed.then(() => writesSettled(database));
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);
       });
-      const closed = app.close().then(() => 'closed' as const);
-      if ((await Promise.race([closed, deadline])) === 'timeout') {
-        log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'requests still running at the shutdown timeout: closing their connections');
+      if ((await Promise.race([finished, deadline])) === 'timeout') {
+        log.warn(
+          { timeoutMs: config.shutdownTimeoutMs },
+          'still running at the shutdown timeout: stopping imports (they roll back) and closing connections',
+        );
+        lifecycle.stopImports();
+        // The stopped imports roll back and their requests answer (failed, interrupted by
+        // shutdown); whatever is still open after that is cut.
+        await Promise.race([closed, writesSettled(database).then(() => sleep(ANSWER_GRACE_MS))]);
         app.server.closeAllConnections();
-        await closed;
+        await finished;
       }
       clearTimeout(timer);
       await database.close();
@@ -69,7 +100,10 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
   return { app, database, url: `http://${host}:${port}`, close };
 }
 
-/** On SIGTERM/SIGINT: a graceful close, then exit 0; a second signal exits at once. */
+/**
+ * On SIGTERM/SIGINT: a graceful close, then exit 0; a second signal exits at once. SIGINT (Ctrl-C
+ * at a terminal: no load balancer to wait for) skips the drain delay.
+ */
 export function closeOnSignals(server: RunningServer, log: Log): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -79,7 +113,7 @@ export function closeOnSignals(server: RunningServer, log: Log): void {
     }
     stopping = true;
     log.info({ signal }, 'shutting down');
-    server.close().then(
+    server.close({ drain: signal !== 'SIGINT' }).then(
       () => {
         log.info({}, 'shut down cleanly');
         process.exit(0);

@@ -1,4 +1,5 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReadReplicas } from './db/read-replicas.js';
 
 /**
  * Everything Zinc reports to Prometheus, in one registry per app (never the global one, so
@@ -42,6 +43,43 @@ export class Telemetry {
     help: 'Database queries that failed (connection loss, timeouts, constraint errors)',
     registers: [this.registry],
   });
+
+  /** Each read replica's lag, state and reads, read from `reads` at every scrape. */
+  watchReplicas(reads: ReadReplicas): void {
+    new Gauge({
+      name: 'zinc_replica_lag_seconds',
+      help: 'At most how far each read replica is behind the primary (absent while it is down)',
+      labelNames: ['replica'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of reads.status()) {
+          if (r.lagMs !== null) this.set({ replica: r.name }, Number.isFinite(r.lagMs) ? r.lagMs / 1000 : Number.MAX_VALUE);
+        }
+      },
+    });
+    new Gauge({
+      name: 'zinc_replica_usable',
+      help: 'Whether metrics reads go to each read replica (1) or it is lagging, down or starting (0)',
+      labelNames: ['replica', 'state'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of reads.status()) this.set({ replica: r.name, state: r.state }, r.state === 'ok' ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'zinc_metrics_database_reads_total',
+      help: 'Metrics answers computed from the database (cache misses), by server: primary or a replica',
+      labelNames: ['server'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc({ server: 'primary' }, reads.primaryReads);
+        for (const r of reads.status()) this.inc({ server: r.name }, r.reads);
+      },
+    });
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

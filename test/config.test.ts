@@ -116,6 +116,18 @@ describe('loadConfig with values set', () => {
     expect(loadConfig({ SALES_DIR: salesDir, API_TOKEN: '' }).apiToken).toBeUndefined();
   });
 
+  it('when the shutdown settings are unset, set or wrong, then the drain is 2 s and the timeout 10 s by default, 0 is allowed, and a bad value names the variable', () => {
+    expect(loadConfig({ SALES_DIR: salesDir })).toMatchObject({ shutdownDrainMs: 2_000, shutdownTimeoutMs: 10_000 });
+    expect(loadConfig({ SALES_DIR: salesDir, SHUTDOWN_DRAIN_MS: '0', SHUTDOWN_TIMEOUT_MS: '0' })).toMatchObject({
+      shutdownDrainMs: 0,
+      shutdownTimeoutMs: 0,
+    });
+    expect(loadConfig({ SALES_DIR: salesDir, SHUTDOWN_DRAIN_MS: '15000' }).shutdownDrainMs).toBe(15_000);
+    expect(configError({ SALES_DIR: salesDir, SHUTDOWN_DRAIN_MS: '2s' }).message).toBe(
+      'SHUTDOWN_DRAIN_MS must be a whole number of milliseconds (0: stop listening at once) (got "2s")',
+    );
+  });
+
   it('when DATABASE_URL is a mysql URL, then host, port and database are taken from it', () => {
     const url = 'mysql://user:secret@db:3307/sales';
     expect(loadConfig({ SALES_DIR: salesDir, DATABASE_URL: url }).database).toEqual({
@@ -165,6 +177,28 @@ describe('loadConfig with a PostgreSQL URL', () => {
   it('when DATABASE_POOL_SIZE is set, then the database config carries it', () => {
     const { database } = loadConfig({ SALES_DIR: salesDir, DATABASE_URL: 'postgres://pg/sales', DATABASE_POOL_SIZE: '25' });
     expect(database).toMatchObject({ kind: 'postgres', poolSize: 25 });
+  });
+
+  it('when DATABASE_REPLICA_URLS lists replicas, then each is parsed with the pool size, and REPLICA_MAX_LAG_MS is read', () => {
+    const config = loadConfig({
+      SALES_DIR: salesDir,
+      DATABASE_URL: 'mysql://app:pw@primary:3306/sales',
+      DATABASE_REPLICA_URLS: ' mysql://app:pw@replica-1/sales , mariadb://app:pw@replica-2:3307/sales,',
+      DATABASE_POOL_SIZE: '8',
+      REPLICA_MAX_LAG_MS: '2500',
+    });
+    expect(config.replicas).toEqual([
+      { kind: 'mysql', url: 'mysql://app:pw@replica-1/sales', host: 'replica-1', port: 3306, database: 'sales', poolSize: 8 },
+      { kind: 'mysql', url: 'mariadb://app:pw@replica-2:3307/sales', host: 'replica-2', port: 3307, database: 'sales', poolSize: 8 },
+    ]);
+    expect(config.replicaMaxLagMs).toBe(2500);
+    expect(Object.isFrozen(config.replicas)).toBe(true);
+  });
+
+  it('when no replica is named, then there are none and the lag bound is 5 s', () => {
+    const config = loadConfig({ SALES_DIR: salesDir, DATABASE_URL: 'postgres://pg/sales' });
+    expect(config.replicas).toEqual([]);
+    expect(config.replicaMaxLagMs).toBe(5000);
   });
 });
 
@@ -230,6 +264,30 @@ describe('loadConfig errors', () => {
     expect(error.message).toContain('has no database name');
     expect(error.message).not.toContain('secret');
     expect(error.message).toContain('mysql://user:***@db:3307/');
+  });
+
+  it('when a replica is not a replica of the same kind of database, then the message says which', () => {
+    expect(configError({ SALES_DIR: salesDir, DATABASE_URL: 'mysql://p/sales', DATABASE_REPLICA_URLS: 'postgres://r/sales' }).message).toBe(
+      "DATABASE_REPLICA_URLS must name replicas of DATABASE_URL's database: postgres replicas of a mysql database",
+    );
+    expect(configError({ SALES_DIR: salesDir, DATABASE_REPLICA_URLS: 'sqlite:./copy.sqlite' }).message).toMatch(
+      /^DATABASE_REPLICA_URLS must list server URLs .*SQLite file has no replicas/,
+    );
+  });
+
+  it.each(['0', '-5', 'soon'])('when REPLICA_MAX_LAG_MS is %j, then it is refused', (value) => {
+    expect(configError({ SALES_DIR: salesDir, REPLICA_MAX_LAG_MS: value }).message).toMatch(/^REPLICA_MAX_LAG_MS must be a whole number of milliseconds above 0/);
+  });
+
+  it('when the second replica URL is invalid, then the message names it and hides every password', () => {
+    const error = configError({
+      SALES_DIR: salesDir,
+      DATABASE_URL: 'mysql://u:primarypw@p/sales',
+      DATABASE_REPLICA_URLS: 'mysql://u:firstpw@r1/sales,mysql://u:secondpw@r2',
+    });
+    expect(error.message).toMatch(/^DATABASE_REPLICA_URLS URL 2 has no database name/);
+    expect(error.message).toContain('mysql://u:***@r1/sales,mysql://u:***@r2');
+    expect(error.message).not.toMatch(/firstpw|secondpw/);
   });
 
   it('when a URL with an unsupported scheme carries a password, then the message never contains the password', () => {

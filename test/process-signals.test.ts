@@ -149,10 +149,11 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
   );
 
   it(
-    'when SIGTERM arrives during an import, then the import rolls back, its record says so, the process exits 0, and a restart imports the file',
+    'when SIGTERM arrives during an import that outlasts the shutdown timeout, then the import rolls back, its record says so, the process exits 0, and a restart imports the file',
     async () => {
       const fresh = await createTestDatabase(kind);
-      const env = { DATABASE_URL: databaseUrl(fresh), SHUTDOWN_TIMEOUT_MS: '20000' };
+      // No drain, no grace: the import is stopped at once (with time it would finish: next test).
+      const env = { DATABASE_URL: databaseUrl(fresh), SHUTDOWN_DRAIN_MS: '0', SHUTDOWN_TIMEOUT_MS: '0' };
       const db = openDatabase(fresh.config);
       try {
         const port = await freePort();
@@ -168,6 +169,7 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
         expect(answer.files[0]).toMatchObject({ id: record.id, status: 'failed', error_message: expect.stringMatching(/interrupted by shutdown/) });
         const [code] = await exited;
         expect(code, server.output()).toBe(0);
+        expect(server.output()).toMatch(/stopping imports \(they roll back\)/);
         expect(server.output()).toMatch(/shut down cleanly/);
         expect(await salesCount(db)).toBe(0);
 
@@ -175,6 +177,51 @@ describe.each(DIALECTS)('processes on %s', (kind) => {
         const [status] = await once(again, 'exit');
         expect(status, again.output()).toBe(0);
         expect(again.output()).toMatch(new RegExp(`^success\\s+big\\.csv \\(import ${record.id}\\) ${ROWS} rows`, 'm'));
+        expect(await salesCount(db)).toBe(ROWS);
+      } finally {
+        await db.close();
+        await fresh.drop();
+      }
+    },
+    120_000,
+  );
+
+  it(
+    'when SIGTERM arrives during an import answered 202, then the instance is not ready at once, still answers during the drain, finishes the import and exits 0',
+    async () => {
+      const fresh = await createTestDatabase(kind);
+      const env = { DATABASE_URL: databaseUrl(fresh), SHUTDOWN_DRAIN_MS: '3000', SHUTDOWN_TIMEOUT_MS: '60000' };
+      const db = openDatabase(fresh.config);
+      try {
+        const port = await freePort();
+        const base = `http://127.0.0.1:${port}`;
+        const server = startCli(['serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' });
+        const exited = once(server, 'exit');
+        await waitFor(async () => ((await fetch(`${base}/health/ready`)).ok ? true : undefined), 20_000, 'ready');
+        const started = await fetch(`${base}/api/import-sales/?async=true`, { method: 'POST' });
+        expect(started.status).toBe(202);
+        const [queued] = ((await started.json()) as ImportRun).files;
+        expect(queued).toMatchObject({ status: 'processing' });
+        server.kill('SIGTERM');
+
+        // Out of the load balancer's pool at once...
+        const ready = await waitFor(async () => {
+          const res = await fetch(`${base}/health/ready`);
+          return res.status === 503 ? ((await res.json()) as { status: string }) : undefined;
+        }, 2_000, 'ready to turn 503');
+        expect(ready.status).toBe('shutting_down');
+        // ...while still answering whoever has not noticed yet, closing each connection after its answer.
+        const during = await fetch(`${base}/api/imports/${queued!.id}`);
+        expect(during.status).toBe(200);
+        expect(during.headers.get('connection')).toBe('close');
+        await during.body?.cancel();
+
+        const [code] = await exited;
+        expect(code, server.output()).toBe(0);
+        expect(server.output()).toMatch(/shut down cleanly/);
+        expect(server.output()).not.toMatch(/shutdown timeout/);
+        const record = await db.db.selectFrom('imported_files').selectAll().where('id', '=', queued!.id).executeTakeFirstOrThrow();
+        expect(record).toMatchObject({ status: 'success', num_rows: ROWS });
         expect(await salesCount(db)).toBe(ROWS);
       } finally {
         await db.close();

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
 import type { Database } from '../db/database.js';
+import type { ReadReplicas } from '../db/read-replicas.js';
 import { schemaStatus } from '../db/migrator.js';
 import type { Lifecycle } from '../lifecycle.js';
 
@@ -28,7 +29,23 @@ export async function checkDatabase(database: Database, timeoutMs = HEALTH_TIMEO
 /** Which database the instance runs on: `sqlite`, `mysql` (MySQL or MariaDB) or `postgres`. */
 const engine = Type.String({ description: 'The database the instance runs on: sqlite, mysql (MySQL or MariaDB) or postgres' });
 
-const HealthResponse = Type.Object({ status: Type.String(), database: Type.String(), engine });
+const ReplicaHealth = Type.Object({
+  name: Type.String({ description: 'host:port/database' }),
+  state: Type.Union([Type.Literal('ok'), Type.Literal('lagging'), Type.Literal('down'), Type.Literal('starting')], {
+    description: 'ok: metrics reads go to it; lagging: further behind than REPLICA_MAX_LAG_MS; down: not answering; starting: not polled yet',
+  }),
+  lag_ms: Type.Union([Type.Integer(), Type.Null()], { description: 'At most this far behind the primary (null: unknown)' }),
+  version: Type.Union([Type.String(), Type.Null()], { description: 'Its data version at the last poll' }),
+  reads: Type.Integer({ description: 'Metrics reads it answered' }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'Why it is down' }),
+});
+
+const HealthResponse = Type.Object({
+  status: Type.String(),
+  database: Type.String(),
+  engine,
+  replicas: Type.Optional(Type.Array(ReplicaHealth, { description: 'With DATABASE_REPLICA_URLS: each read replica; never makes the status an error' })),
+});
 
 const ReadyResponse = Type.Object({
   status: Type.String(),
@@ -40,10 +57,25 @@ const ReadyResponse = Type.Object({
 /** Probes need no token, and are never rate limited: a throttled load balancer would take the instance out. */
 const probe = { access: 'open', rateLimited: false } as const;
 
-export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifecycle: Lifecycle }> = async (
+export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifecycle: Lifecycle; reads: ReadReplicas }> = async (
   app,
-  { database, lifecycle },
+  { database, lifecycle, reads },
 ) => {
+  /** Each replica's state, when there are replicas (reads go to the primary when none is usable). */
+  const replicas = () =>
+    reads.size === 0
+      ? {}
+      : {
+          replicas: reads.status().map((r) => ({
+            name: r.name,
+            state: r.state,
+            lag_ms: r.lagMs === null || !Number.isFinite(r.lagMs) ? null : r.lagMs,
+            version: r.version,
+            reads: r.reads,
+            error: r.error,
+          })),
+        };
+
   app.get(
     '/health/live',
     { config: probe, schema: { tags: ['health'], summary: 'The process answers (liveness probe)', response: { 200: Type.Object({ status: Type.String() }) } } },
@@ -86,14 +118,14 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
       config: probe,
       schema: {
         tags: ['health'],
-        summary: 'Whether the service and its database answer',
+        summary: 'Whether the service and its database answer, and each read replica\'s state and lag',
         response: { 200: HealthResponse, 503: HealthResponse },
       },
     },
     async (_request, reply) => {
       const problem = await checkDatabase(database);
-      if (problem === null) return { status: 'ok', database: 'ok', engine: database.dialect.name };
-      return reply.status(503).send({ status: 'error', database: problem, engine: database.dialect.name });
+      if (problem === null) return { status: 'ok', database: 'ok', engine: database.dialect.name, ...replicas() };
+      return reply.status(503).send({ status: 'error', database: problem, engine: database.dialect.name, ...replicas() });
     },
   );
 };

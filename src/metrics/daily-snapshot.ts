@@ -147,13 +147,14 @@ export class DailySnapshots {
   private current: DailySnapshot | undefined;
   private loading: { version: string; promise: Promise<DailySnapshot | undefined> } | undefined;
 
-  constructor(private readonly database: Database) {}
-
-  /** The snapshot for `version`, or undefined when the data is too large to mirror. */
-  async get(version: string): Promise<DailySnapshot | undefined> {
+  /**
+   * The snapshot for `version`, read from `database` (the primary or a replica: a version's data
+   * is the same on each) unless it is kept already; undefined when the data is too large to mirror.
+   */
+  async get(version: string, database: Database): Promise<DailySnapshot | undefined> {
     if (this.forVersion === version) return this.current;
     if (this.loading?.version === version) return this.loading.promise;
-    const promise = DailySnapshot.load(this.database).then(
+    const promise = DailySnapshot.load(database).then(
       (snapshot) => {
         if (this.loading?.promise === promise) {
           this.loading = undefined;

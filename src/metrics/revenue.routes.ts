@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '../db/database.js';
+import type { ReadReplicas } from '../db/read-replicas.js';
 import { ifNoneMatch, type MetricsCache } from './answer-cache.js';
 import { presentByProductAnswer, presentDailyAnswer, presentSeriesAnswer, presentTotalsAnswer } from './revenue.presenter.js';
 import {
@@ -29,16 +30,18 @@ const errors = { 400: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' 
 /** Metrics are reads: the read-only token may ask them. */
 const reads = { access: 'read' } as const;
 
-export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cache: MetricsCache }> = async (
+export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cache: MetricsCache; replicas: ReadReplicas }> = async (
   app,
-  { database, cache },
+  { database, cache, replicas },
 ) => {
   const revenue = new RevenueService(database);
 
   /**
    * Answers from the cache when it can: the ETag is the data version, so a matching
    * If-None-Match gets 304 without any work; otherwise the serialized answer of (version,
-   * question) is sent, computed once per version.
+   * question) is sent, computed once per version. The version and the answer come from one
+   * server (a usable read replica, else the primary), so an ETag always names the data it was
+   * computed from, whichever server that was.
    */
   async function send<T>(
     request: FastifyRequest,
@@ -46,14 +49,15 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
     question: RevenueQuestion<T>,
     present: (answer: T) => unknown,
   ) {
-    const version = await cache.version.current();
+    const source = await replicas.source();
+    const version = source.version;
     const etag = cache.etag(version);
     reply.header('etag', etag).header('cache-control', cache.cacheControl);
     if (ifNoneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
     let body: Buffer;
     try {
       body = await cache.answers.get(version, question.key, async () => {
-        const answer = await revenue.answer(question, version);
+        const answer = await replicas.read(source, (from) => revenue.answer(question, version, from));
         return reply.serialize(present(answer)) as string;
       });
     } catch (error) {

@@ -269,23 +269,24 @@ function source(snapshot: DailySnapshot | undefined, reader: Database): RevenueS
   };
 }
 
-/** Answers revenue questions over one database, keeping the daily snapshot of the latest data version. */
+/** Answers revenue questions over one database (or its replicas), keeping the daily snapshot of the latest data version. */
 export class RevenueService {
   constructor(
     private readonly database: Database,
-    private readonly snapshots = new DailySnapshots(database),
+    private readonly snapshots = new DailySnapshots(),
   ) {}
 
   /**
    * The answer to `question` over the data of `version` (the data version the caller holds, e.g.
-   * the answer cache's; it names the snapshot to answer from). A question that reads the rollup
-   * tables (`tables`, or any when the snapshot is not kept) is computed in one read-only
-   * transaction: its several statements see one committed state, never half of an import.
+   * the answer cache's; it names the snapshot to answer from), read from `from` (a replica; by
+   * default the service's database). A question that reads the rollup tables (`tables`, or any
+   * when the snapshot is not kept) is computed in one read-only transaction: its several
+   * statements see one committed state, never half of an import.
    */
-  async answer<T>(question: RevenueQuestion<T>, version: string): Promise<T> {
-    const snapshot = await this.snapshots.get(version);
+  async answer<T>(question: RevenueQuestion<T>, version: string, from: Database = this.database): Promise<T> {
+    const snapshot = await this.snapshots.get(version, from);
     return question.tables || !snapshot
-      ? readConsistently(this.database, (reader) => question.compute(source(snapshot, reader)))
-      : question.compute(source(snapshot, this.database));
+      ? readConsistently(from, (reader) => question.compute(source(snapshot, reader)))
+      : question.compute(source(snapshot, from));
   }
 }

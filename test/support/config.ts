@@ -4,12 +4,15 @@ import type { Config } from '../../src/config.js';
 export function testConfig(database: Config['database'], salesDir: string, overrides: Partial<Config> = {}): Config {
   return Object.freeze({
     database,
+    replicas: [],
+    replicaMaxLagMs: 5000,
     salesDir,
     host: '127.0.0.1',
     port: 0,
     logLevel: 'silent',
     apiToken: undefined,
     metricsToken: undefined,
+    shutdownDrainMs: 0,
     shutdownTimeoutMs: 10_000,
     mysqlLoadMethod: 'auto',
     maxUploadBytes: 2 ** 30,
