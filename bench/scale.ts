@@ -1,5 +1,5 @@
 /**
- * npm run bench:scale -- [--duration 12] [--readers 8] [--only NAME] [--replica-script PATH]
+ * npm run bench:scale -- [--duration 12] [--warmup 4] [--readers 8] [--only NAME] [--replica-script PATH]
  *
  * Zinc scaled out, measured: 1 and 3 instances behind HAProxy (bench/fleet.ts), on a MariaDB
  * primary alone and with a read replica (the machine's shared `replica.sh`: primary 127.0.0.1:3307,
@@ -14,6 +14,9 @@
  * spent per request (the Zinc instances, HAProxy, the primary, the replica, this load generator),
  * read from /proc: on a 2-core machine throughput cannot grow with instances, so where each
  * request's time goes is what sizes a deployment (the runbook's capacity section computes from it).
+ * Each scenario's fresh instances are warmed up first (`--warmup` seconds of the same load, not
+ * counted: a cold process runs its first requests in V8's interpreter); failures and answers
+ * outside a committed state count from the first request.
  * Exits 1 on any failed request or inconsistent answer.
  */
 import { execFile } from 'node:child_process';
@@ -29,12 +32,14 @@ import { prng } from './sales-generator.js';
 const { values } = parseArgs({
   options: {
     duration: { type: 'string', default: '12' },
+    warmup: { type: 'string', default: '4' },
     readers: { type: 'string', default: '8' },
     only: { type: 'string' },
     'replica-script': { type: 'string' },
   },
 });
 const DURATION_MS = Number(values.duration) * 1000;
+const WARMUP_MS = Number(values.warmup) * 1000;
 const READERS = Number(values.readers);
 const PRIMARY = 'mysql://root@127.0.0.1:3307';
 const REPLICA = 'mysql://zinc@127.0.0.1:3308';
@@ -205,11 +210,15 @@ async function runScenario(scenario: Scenario, databaseUrl: string, replicaUrl: 
     let failed = 0;
     const fail = (what: string) => {
       failed++;
+      if (measuring) failedMeasured++;
       if (failures.length < 10) failures.push(what);
     };
     const seen = newSeen();
     const latencies: number[] = [];
     let stopping = false;
+    /** Past the warm-up: latencies and requests are counted. */
+    let measuring = false;
+    let failedMeasured = 0;
     const random = prng(11);
 
     const reader = async (n: number) => {
@@ -225,7 +234,7 @@ async function runScenario(scenario: Scenario, databaseUrl: string, replicaUrl: 
         const started = performance.now();
         try {
           const res = await call(fleet.baseUrl + url, { headers: readAuth });
-          latencies.push(performance.now() - started);
+          if (measuring) latencies.push(performance.now() - started);
           if (res.status !== 200) fail(`GET ${url}: ${res.status} ${res.text.slice(0, 200)}`);
           else if (checked) q.record(res.body, seen);
         } catch (error) {
@@ -259,8 +268,10 @@ async function runScenario(scenario: Scenario, databaseUrl: string, replicaUrl: 
             if (res.status !== 200) throw new Error(`undo: ${res.status} ${res.text.slice(0, 200)}`);
             active.splice(at, 1);
           }
-          latencies.push(performance.now() - started);
-          writes++;
+          if (measuring) {
+            latencies.push(performance.now() - started);
+            writes++;
+          }
           states.push(stateOf(active.map((a) => a.file)));
         } catch (error) {
           fail(`writer: ${describeError(error)}`);
@@ -278,11 +289,13 @@ async function runScenario(scenario: Scenario, databaseUrl: string, replicaUrl: 
       primary: [pidFile('primary')],
       replica: [replicaPid()],
     }));
+    const done = Promise.all([...Array.from({ length: READERS }, (_, i) => reader(i)), writer()]);
+    await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
     const readsBefore = await databaseReads(fleet);
     const clientBefore = process.cpuUsage();
     meter.start();
+    measuring = true;
     const started = performance.now();
-    const done = Promise.all([...Array.from({ length: READERS }, (_, i) => reader(i)), writer()]);
     let eventDone: Promise<unknown> = Promise.resolve();
     if (scenario.event) {
       await new Promise((resolve) => setTimeout(resolve, DURATION_MS / 3));
@@ -293,14 +306,15 @@ async function runScenario(scenario: Scenario, databaseUrl: string, replicaUrl: 
     }
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, DURATION_MS - (performance.now() - started))));
     await eventDone;
-    stopping = true;
-    await done;
+    measuring = false;
     const seconds = (performance.now() - started) / 1000;
     const cpu = meter.stop();
     const client = process.cpuUsage(clientBefore);
+    const readsAfter = await databaseReads(fleet);
+    stopping = true;
+    await done;
     cpu.client = (client.user + client.system) / 1e6;
     // After a rolling restart the counters started again: count the new processes' reads.
-    const readsAfter = await databaseReads(fleet);
     const reads =
       scenario.event === 'rolling restart'
         ? readsAfter
@@ -310,7 +324,7 @@ async function runScenario(scenario: Scenario, databaseUrl: string, replicaUrl: 
     return {
       scenario,
       seconds,
-      requests: latencies.length + failed,
+      requests: latencies.length + failedMeasured,
       failed,
       failures,
       inconsistent: inconsistencies(seen, states),

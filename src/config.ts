@@ -3,11 +3,29 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
-/** Where the data lives: a MySQL/MariaDB server or an embedded SQLite file. */
+/** One server of a database URL: `host` as written (an IPv6 address in brackets), and its port. */
+export interface ServerHost {
+  host: string;
+  port: number;
+}
+
 /** Where the data lives: one variant per database (src/db/dialects/ has a module for each). */
 export type DatabaseConfig =
   | { kind: 'sqlite'; path: string; poolSize?: number }
-  | { kind: 'mysql'; url: string; host: string; port: number; database: string; poolSize?: number }
+  | {
+      kind: 'mysql';
+      url: string;
+      /** The first server of `hosts`. */
+      host: string;
+      port: number;
+      /**
+       * Every server the URL names, in its order (`mysql://u:p@h1:3321,h2:3322/db`): the nodes of
+       * one cluster, used first to last (src/db/dialects/mysql/host-pools.ts). Absent: just `host`.
+       */
+      hosts?: readonly ServerHost[];
+      database: string;
+      poolSize?: number;
+    }
   | { kind: 'postgres'; url: string; host: string; port: number; database: string; poolSize?: number };
 
 export interface Config {
@@ -68,24 +86,30 @@ export class ConfigError extends Error {
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/zinc.sqlite';
 
-/** Server URL schemes, the database each names, and its default port. */
+/** Server URL schemes, the database each names, its default port, and whether it takes a list of hosts (a Galera cluster's nodes). */
 const SERVER_SCHEMES = {
-  'mysql:': { kind: 'mysql', port: 3306 },
-  'mariadb:': { kind: 'mysql', port: 3306 },
-  'postgres:': { kind: 'postgres', port: 5432 },
-  'postgresql:': { kind: 'postgres', port: 5432 },
+  'mysql:': { kind: 'mysql', port: 3306, hostList: true },
+  'mariadb:': { kind: 'mysql', port: 3306, hostList: true },
+  'postgres:': { kind: 'postgres', port: 5432, hostList: false },
+  'postgresql:': { kind: 'postgres', port: 5432, hostList: false },
 } as const;
 
 /**
- * Parses `sqlite:PATH`, `mysql://user:pass@host:port/db` or `postgres://user:pass@host:port/db`;
- * throws a plain message on anything else.
+ * Parses `sqlite:PATH`, `mysql://user:pass@host:port/db` (or a list of hosts,
+ * `mysql://user:pass@h1:3321,h2:3322,h3/db`) or `postgres://user:pass@host:port/db`; throws a
+ * plain message on anything else.
  */
 export function parseDatabaseUrl(value: string): DatabaseConfig {
   if (value.startsWith('sqlite:')) {
     const file = value.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (file === '') throw new Error('sqlite: needs a file path, e.g. sqlite:./data/zinc.sqlite');
+    if (/^sqlite:\/\/[^/]/i.test(value)) {
+      throw new Error('names a host (or a list of hosts), but an SQLite database is one local file: use sqlite:./data/zinc.sqlite or sqlite:///absolute/path');
+    }
     return { kind: 'sqlite', path: file === ':memory:' ? file : path.resolve(file) };
   }
+  const listed = splitServerUrl(value);
+  if (listed && listed.hosts.includes(',')) return parseHostList(value, listed);
   let url: URL;
   try {
     url = new URL(value);
@@ -102,7 +126,70 @@ export function parseDatabaseUrl(value: string): DatabaseConfig {
     throw new Error('has no database name; expected mysql://user:pass@host:port/db');
   }
   const port = url.port === '' ? scheme.port : Number(url.port);
-  return { kind: scheme.kind, url: value, host: url.hostname, port, database };
+  const server = { url: value, host: url.hostname, port, database };
+  return scheme.hostList ? { ...server, kind: scheme.kind, hosts: [{ host: url.hostname, port }] } : { ...server, kind: scheme.kind };
+}
+
+/** A server URL cut around its hosts: `mysql://user:pass@` + `h1:3321,h2` + `/db?opts`. */
+interface SplitUrl {
+  /** Scheme, `//` and the user part up to its `@` (or nothing). */
+  head: string;
+  scheme: string;
+  hosts: string;
+  /** The path and query (`/db?ssl=…`), or nothing. */
+  tail: string;
+}
+
+function splitServerUrl(value: string): SplitUrl | undefined {
+  const match = /^([a-z][a-z0-9+.-]*:)\/\/([^/?#]*)(.*)$/is.exec(value);
+  if (!match) return undefined;
+  const [, scheme = '', authority = '', tail = ''] = match;
+  // Up to the last "@": a password may itself contain "@" (or ",", or ":").
+  const at = authority.lastIndexOf('@');
+  return { head: `${scheme}//${authority.slice(0, at + 1)}`, scheme: scheme.toLowerCase(), hosts: authority.slice(at + 1), tail };
+}
+
+/** `host` or `host:port` or `[v6]:port`, each host name made of the characters a DNS name or an address may use. */
+const HOST_ENTRY = /^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::(\d{1,5}))?$/i;
+
+/**
+ * `mysql://user:pass@h1:3321,h2:3322,h3/db`: Node's URL cannot parse a list of hosts, so the list
+ * is cut out by hand and the rest (user, database, options) parsed from the URL of its first host.
+ */
+function parseHostList(value: string, split: SplitUrl): DatabaseConfig {
+  const scheme = Object.hasOwn(SERVER_SCHEMES, split.scheme) ? SERVER_SCHEMES[split.scheme as keyof typeof SERVER_SCHEMES] : undefined;
+  if (!scheme) {
+    throw new Error(`has unsupported scheme "${split.scheme.replace(/:$/, '')}"; use mysql://, postgres:// or sqlite:`);
+  }
+  if (!scheme.hostList) {
+    throw new Error(
+      'lists several hosts, which only mysql:// and mariadb:// URLs may (the nodes of a Galera cluster); name the one PostgreSQL primary, or a proxy in front of it',
+    );
+  }
+  const hosts: ServerHost[] = [];
+  for (const entry of split.hosts.split(',')) {
+    const match = HOST_ENTRY.exec(entry);
+    const port = match?.[2] === undefined ? scheme.port : Number(match[2]);
+    if (!match || port < 1 || port > 65535) {
+      throw new Error(`has a bad host "${entry}" in its host list; expected mysql://user:pass@host1:port1,host2:port2/db`);
+    }
+    hosts.push({ host: match[1]!, port });
+  }
+  const seen = new Set(hosts.map((h) => `${h.host.toLowerCase()}:${h.port}`));
+  if (seen.size < hosts.length) throw new Error('names the same host twice in its host list');
+  const first = parseDatabaseUrl(serverUrl(value, hosts[0]!));
+  if (!('database' in first)) throw new Error('has an unexpected scheme');
+  return { kind: scheme.kind, url: value, host: first.host, port: first.port, hosts, database: first.database };
+}
+
+/**
+ * The URL of one server of a (possibly multi-host) URL: the same user, database and options with
+ * `host` alone, as drivers and tools that take one host want it.
+ */
+export function serverUrl(url: string, host: ServerHost): string {
+  const split = splitServerUrl(url);
+  if (!split) throw new Error('not a server URL');
+  return `${split.head}${host.host}:${host.port}${split.tail}`;
 }
 
 const portSchema = z
@@ -289,8 +376,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
     const secret = name.endsWith('_TOKEN');
-    // A list of URLs (DATABASE_REPLICA_URLS) hides each one's password.
-    const shown = env[name] === undefined ? '' : env[name]!.split(',').map(redactUrl).join(',');
+    // A list of URLs (DATABASE_REPLICA_URLS), or a URL with a list of hosts, hides every password.
+    const shown = env[name] === undefined ? '' : redactUrl(env[name]!);
     const got = env[name] === undefined || secret ? '' : ` (got ${JSON.stringify(shown)})`;
     throw new ConfigError(`${name} ${issue.message}${got}`);
   }
@@ -354,8 +441,8 @@ export function assertServable(config: Config): void {
   }
 }
 
-/** Hides a password in a URL so it can be printed. */
+/** Hides the password of a URL, of each URL of a comma-separated list, so it can be printed. */
 export function redactUrl(value: string): string {
-  // Up to the last "@" before the path: a password may itself contain "@" or ":".
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^/]*@/i, '$1***@');
+  // Up to the last "@" before the path: a password may itself contain "@", ":" or ",".
+  return value.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@,]*:)[^/]*@/gi, '$1***@');
 }

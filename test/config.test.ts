@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, parseDatabaseUrl, redactUrl, serverUrl } from '../src/config.js';
 
 let tmp: string;
 let salesDir: string;
@@ -135,6 +135,7 @@ describe('loadConfig with values set', () => {
       url,
       host: 'db',
       port: 3307,
+      hosts: [{ host: 'db', port: 3307 }],
       database: 'sales',
     });
   });
@@ -188,8 +189,16 @@ describe('loadConfig with a PostgreSQL URL', () => {
       REPLICA_MAX_LAG_MS: '2500',
     });
     expect(config.replicas).toEqual([
-      { kind: 'mysql', url: 'mysql://app:pw@replica-1/sales', host: 'replica-1', port: 3306, database: 'sales', poolSize: 8 },
-      { kind: 'mysql', url: 'mariadb://app:pw@replica-2:3307/sales', host: 'replica-2', port: 3307, database: 'sales', poolSize: 8 },
+      { kind: 'mysql', url: 'mysql://app:pw@replica-1/sales', host: 'replica-1', port: 3306, hosts: [{ host: 'replica-1', port: 3306 }], database: 'sales', poolSize: 8 },
+      {
+        kind: 'mysql',
+        url: 'mariadb://app:pw@replica-2:3307/sales',
+        host: 'replica-2',
+        port: 3307,
+        hosts: [{ host: 'replica-2', port: 3307 }],
+        database: 'sales',
+        poolSize: 8,
+      },
     ]);
     expect(config.replicaMaxLagMs).toBe(2500);
     expect(Object.isFrozen(config.replicas)).toBe(true);
@@ -311,4 +320,82 @@ describe('passwords never reach an error message', () => {
       expect(message).not.toContain('secret');
     },
   );
+});
+
+describe('DATABASE_URL with several hosts (the nodes of a Galera cluster)', () => {
+  it('when a mysql URL lists three hosts, then hosts keeps their order and ports (3306 by default), and host/port are the first', () => {
+    const url = 'mysql://zinc:secret@node-1:3321,node-2:3322,node-3/sales';
+    expect(loadConfig({ SALES_DIR: salesDir, DATABASE_URL: url }).database).toEqual({
+      kind: 'mysql',
+      url,
+      host: 'node-1',
+      port: 3321,
+      hosts: [
+        { host: 'node-1', port: 3321 },
+        { host: 'node-2', port: 3322 },
+        { host: 'node-3', port: 3306 },
+      ],
+      database: 'sales',
+    });
+  });
+
+  it('when the scheme is mariadb and the hosts are IPv6 addresses, then they are kept in brackets', () => {
+    expect(parseDatabaseUrl('mariadb://u@[::1]:3321,[fd00::2]:3322/shop')).toMatchObject({
+      kind: 'mysql',
+      host: '[::1]',
+      port: 3321,
+      hosts: [
+        { host: '[::1]', port: 3321 },
+        { host: '[fd00::2]', port: 3322 },
+      ],
+      database: 'shop',
+    });
+  });
+
+  it('when a host list URL carries a password with "@" and "," and options, then each host gets the same user, password, database and options', () => {
+    const url = 'mysql://zinc:p%40ss,w@rd@10.0.0.1:3321,10.0.0.2/sales?ssl=true';
+    const config = parseDatabaseUrl(url);
+    expect(config).toMatchObject({ host: '10.0.0.1', port: 3321, database: 'sales' });
+    const hosts = config.kind === 'mysql' ? config.hosts! : [];
+    expect(hosts.map((h) => serverUrl(url, h))).toEqual([
+      'mysql://zinc:p%40ss,w@rd@10.0.0.1:3321/sales?ssl=true',
+      'mysql://zinc:p%40ss,w@rd@10.0.0.2:3306/sales?ssl=true',
+    ]);
+  });
+
+  it.each([
+    ['postgres://zinc:secret@pg-1,pg-2/sales', /^DATABASE_URL lists several hosts, which only mysql:\/\/ and mariadb:\/\/ URLs may/],
+    ['postgresql://zinc:secret@pg-1:5432,pg-2:5433/sales', /^DATABASE_URL lists several hosts/],
+    ['sqlite://host-1,host-2/zinc.sqlite', /^DATABASE_URL names a host .*SQLite database is one local file/],
+  ])('when %s lists hosts, then it is refused with a ConfigError that says why', (url, message) => {
+    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: url });
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain('secret');
+  });
+
+  it.each([
+    ['mysql://zinc:secret@node-1:3321,,node-3/sales', 'has a bad host "" in its host list'],
+    ['mysql://zinc:secret@node-1:3321,node-2:99999/sales', 'has a bad host "node-2:99999" in its host list'],
+    ['mysql://zinc:secret@node-1:3321,node 2/sales', 'has a bad host "node 2" in its host list'],
+    ['mysql://zinc:secret@node-1:3321,NODE-1:3321/sales', 'names the same host twice in its host list'],
+    ['mysql://zinc:secret@node-1,node-2/', 'has no database name'],
+  ])('when the host list of %s is wrong, then the message says what, and hides the password', (url, message) => {
+    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: url });
+    expect(error.message).toContain(`DATABASE_URL ${message}`);
+    expect(error.message).toContain('mysql://zinc:***@node-1');
+    expect(error.message).not.toContain('secret');
+  });
+
+  it('when a password holds ",", "@" and ":", then no part of it reaches the message, whatever follows', () => {
+    const error = configError({ SALES_DIR: salesDir, DATABASE_URL: 'mysql://zinc:top,se@cr:et@node-1,node-2:0/sales' });
+    expect(error.message).toMatch(/^DATABASE_URL has a bad host "node-2:0"/);
+    expect(error.message).toContain('(got "mysql://zinc:***@node-1,node-2:0/sales")');
+    expect(error.message).not.toMatch(/top|se@|cr:|et@/);
+  });
+
+  it('redactUrl hides the password of each URL of a list, and of a URL with a host list', () => {
+    expect(redactUrl('mysql://a:pw1@h1,mysql://b:pw2@h2:3307/db,mysql://h3/db')).toBe('mysql://a:***@h1,mysql://b:***@h2:3307/db,mysql://h3/db');
+    expect(redactUrl('mysql://a:p,w@h1:3321,h2:3322/db')).toBe('mysql://a:***@h1:3321,h2:3322/db');
+    expect(redactUrl('mysql://a@h1:3321,h2:3322/db')).toBe('mysql://a@h1:3321,h2:3322/db');
+  });
 });

@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { createConnection } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
 import { parseDatabaseUrl, type Config } from '../src/config.js';
 import { type Database } from '../src/db/database.js';
@@ -82,6 +83,57 @@ describe('health when the database is unreachable', () => {
       await app.close();
     } finally {
       await proxy.stop();
+      await testDb.drop();
+    }
+  });
+});
+
+describe.runIf(MYSQL_URL)('health names the server in use', () => {
+  /** On a Galera node (ZINC_TEST_MYSQL_URL may name one) the answers also carry the node and its cluster. */
+  let galera: Record<string, unknown> = {};
+  beforeAll(async () => {
+    const admin = await createConnection(MYSQL_URL!);
+    const [rows] = await admin.query("SHOW GLOBAL VARIABLES LIKE 'wsrep_on'");
+    await admin.end();
+    const server = new URL(MYSQL_URL!);
+    if ((rows as Array<{ Value: string }>)[0]?.Value === 'ON') {
+      galera = { node: `${server.hostname}:${server.port || 3306}`, cluster: { ready: true, size: expect.any(Number), state: 'Synced', status: 'Primary' } };
+    }
+  });
+
+  it('when DATABASE_URL names one MySQL/MariaDB server, then /health and /health/ready show no node and no cluster (but on a Galera node)', async () => {
+    const testDb = await createTestDatabase('mysql');
+    const config = testConfig(testDb.config, process.cwd());
+    const database = openDatabase(config.database);
+    try {
+      await migrateToLatest(database.writer);
+      const app = await buildApp({ config, database, logger: false });
+      expect((await app.inject({ url: '/health' })).json()).toEqual({ status: 'ok', database: 'ok', engine: 'mysql', ...galera });
+      expect((await app.inject({ url: '/health/ready' })).json()).toEqual({ status: 'ok', database: 'ok', engine: 'mysql', schema: 'ok', ...galera });
+      await app.close();
+    } finally {
+      await database.close();
+      await testDb.drop();
+    }
+  });
+
+  it('when DATABASE_URL lists a closed port first and the server second, then both answer through the second, named as the node (with its cluster only on Galera)', async () => {
+    const testDb = await createTestDatabase('mysql');
+    const server = new URL(MYSQL_URL!);
+    const direct = `${server.hostname}:${server.port || 3306}`;
+    const url = (testDb.config.kind === 'mysql' ? testDb.config.url : '').replace(`@${server.host}`, `@127.0.0.1:${await closedPort()},${direct}`);
+    const config = configFor(url);
+    const database = openDatabase(config.database);
+    try {
+      await migrateToLatest(database.writer);
+      const app = await buildApp({ config, database, logger: false });
+      const health = await app.inject({ url: '/health' });
+      expect([health.statusCode, health.json()]).toEqual([200, { status: 'ok', database: 'ok', engine: 'mysql', ...galera, node: direct }]);
+      const ready = await app.inject({ url: '/health/ready' });
+      expect([ready.statusCode, ready.json()]).toEqual([200, { status: 'ok', database: 'ok', engine: 'mysql', schema: 'ok', ...galera, node: direct }]);
+      await app.close();
+    } finally {
+      await database.close();
       await testDb.drop();
     }
   });

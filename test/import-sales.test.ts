@@ -4,7 +4,6 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { sql } from 'kysely';
-import { createConnection } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
 import { openDatabase } from '../src/db/dialects/index.js';
@@ -112,31 +111,24 @@ describe.each(IMPORT_PATHS)('import-sales on $name', (importPath) => {
         other.close();
       };
     }
-    if (config.kind === 'postgres') {
-      // Another instance of Zinc on the same database, holding its writer lock (an advisory lock).
-      const other = openDatabase(config);
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let held!: () => void;
-      const acquired = new Promise<void>((resolve) => (held = resolve));
-      const holding = other.writer.connection().execute((conn) =>
-        other.dialect.withWriteLock(conn, async () => {
-          held();
-          await released;
-        }),
-      );
-      await acquired;
-      return async () => {
-        release();
-        await holding;
-        await other.close();
-      };
-    }
-    const other = await createConnection(config.url);
-    await other.query(`SELECT GET_LOCK(CONCAT('zinc:writer:', SHA1(DATABASE())), 0)`);
+    // Another instance of Zinc on the same database, holding its writer lock (an advisory lock,
+    // a named lock, or a lease on a Galera cluster).
+    const other = openDatabase(config);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held!: () => void;
+    const acquired = new Promise<void>((resolve) => (held = resolve));
+    const holding = other.writer.connection().execute((conn) =>
+      other.dialect.withWriteLock(conn, async () => {
+        held();
+        await released;
+      }),
+    );
+    await acquired;
     return async () => {
-      await other.query(`SELECT RELEASE_LOCK(CONCAT('zinc:writer:', SHA1(DATABASE())))`);
-      await other.end();
+      release();
+      await holding;
+      await other.close();
     };
   }
   const quiet = { info: () => {}, warn: () => {}, error: () => {} };

@@ -619,6 +619,7 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
         '2026-12-01T0000-basket-rollups',
         '2026-12-01T0100-period-rollups',
         '2026-12-06T0000-stream-rollups',
+        '2026-12-07T0000-import-progress',
       ]);
       // The import's range of order ids is backfilled from its rows; the rollups are a rebuild's.
       const record = await database.db.selectFrom('imported_files').select(['order_id_min', 'order_id_max']).executeTakeFirstOrThrow();

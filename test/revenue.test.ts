@@ -158,7 +158,10 @@ describe.each(DIALECTS)('revenue metrics on %s', (kind) => {
   });
 
   it('when /health is asked and the database answers, then it is ok', async () => {
-    expect(await get('/health')).toEqual({ status: 200, body: { status: 'ok', database: 'ok', engine: kind } });
+    // On a Galera node it also names the node and its cluster (test/galera.test.ts).
+    const { status, body } = await get('/health');
+    const { node: _node, cluster: _cluster, ...rest } = body as Record<string, unknown>;
+    expect({ status, body: rest }).toEqual({ status: 200, body: { status: 'ok', database: 'ok', engine: kind } });
   });
 
   it('when /docs is asked, then the OpenAPI document lists every endpoint with its parameters', async () => {

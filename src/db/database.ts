@@ -45,8 +45,9 @@ export interface Dialect {
   /**
    * Runs `work` (which opens and ends a transaction on `conn`) holding the database-wide writer
    * lock: one change to `sales` at a time, whichever process makes it (see src/db/write-lock.ts).
+   * `work` gets the hold: a signal for losing it, and the fence to run just before COMMIT.
    */
-  withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T>;
   /**
    * Runs `read` in one read-only transaction whose statements all see one committed state (a
    * snapshot taken at its first read), never part of a change that commits meanwhile.
@@ -58,6 +59,12 @@ export interface Dialect {
   isUniqueViolation(error: unknown): boolean;
   /** Per-file claims between processes (see src/imports/import-lease.ts). */
   readonly claims: FileClaims;
+  /**
+   * Whether a running import's progress is written to the database (`import_progress`) for the
+   * other instances on it to show. Not on SQLite: one instance's file, where that write would
+   * wait for the import's own write lock.
+   */
+  readonly sharesImportProgress: boolean;
 
   /** The store step of an import, inside its transaction `trx`. */
   createSalesWriter(trx: DB, importId: number, options: SalesWriterOptions): Promise<SalesWriter>;
@@ -74,6 +81,23 @@ export interface Dialect {
    * session settings they need: memory that keeps sorts within bounds, aggregates never cut.
    */
   withLargeAggregates<T>(db: AnyDB, run: () => Promise<T>): Promise<T>;
+  /** Which server `db` works on and, on a cluster, its state, for /health (see ServerState). */
+  serverState(db: DB): Promise<ServerState>;
+}
+
+/**
+ * The server in use, for /health: where the database URL names several servers (or the server
+ * is a cluster node), which one, and the cluster's state (a Galera node).
+ */
+export interface ServerState {
+  /** False when no listed server can take queries: the one in use is not ready, and no other is. */
+  usable: boolean;
+  /** `host:port` of the server in use (with several hosts, or on a cluster). */
+  node?: string;
+  /** A Galera node's view of its cluster. */
+  cluster?: { ready: boolean; size: number; state: string; status: string };
+  /** Why it is not usable. */
+  reason?: string;
 }
 
 export interface DialectSql {
@@ -121,8 +145,27 @@ export interface DialectSql {
 }
 
 /**
+ * What the writer lock gives the work it runs. Where the lock dies with its connection (named
+ * locks, advisory locks, SQLite's own lock) the signal never fires and the fence does nothing;
+ * where it is a lease in a table (a Galera cluster, src/db/dialects/mysql/leases.ts) it can be
+ * lost while the work runs (not renewed in time), and the fence is what keeps a holder that lost
+ * it from committing.
+ */
+export interface WriteLockHold {
+  /** Aborted (reason: WriteLockLost) once a lock held on the work's connection is lost: stop, nothing may commit. */
+  readonly signal: AbortSignal;
+  /**
+   * Inside the work's transaction, its last statement before COMMIT: throws WriteLockLost unless
+   * every lock held on the connection (writer lock, file claim) is still this holder's, and
+   * renews them with the transaction, so that a lock taken over meanwhile fails the commit.
+   */
+  fence(trx: DB): Promise<void>;
+}
+
+/**
  * Which process is importing which file, across processes (MySQL: named locks that die with their
- * connection; SQLite: the file is local, so a record's owner process is checked directly).
+ * connection, or leases in a table on a Galera cluster; PostgreSQL: advisory locks; SQLite: the
+ * file is local, so a record's owner process is checked directly).
  */
 export interface FileClaims {
   /** Takes the claim for a file on `conn`, without waiting. False when another holds it. */

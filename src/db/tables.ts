@@ -34,6 +34,21 @@ export interface ImportedFilesTable {
   order_id_max: string | null;
 }
 
+/**
+ * How far a running import has got, written by the instance running it for the others to show
+ * (src/imports/import-progress.ts); deleted when the import ends. Only where the dialect shares
+ * progress (`Dialect.sharesImportProgress`).
+ */
+export interface ImportProgressTable {
+  import_id: number;
+  bytes_read: number;
+  bytes_total: number;
+  rows_read: number;
+  /** UTC, `YYYY-MM-DD HH:MM:SS.mmm`, by the importing instance's clock. */
+  started_at: string;
+  updated_at: string;
+}
+
 export interface SalesTable {
   id: Generated<number>;
   /** `YYYY-MM-DD` (DATE on MySQL, TEXT on SQLite). */
@@ -105,6 +120,7 @@ export type RollupTables = {
 
 export interface Tables extends RollupTables {
   imported_files: ImportedFilesTable;
+  import_progress: ImportProgressTable;
   sales: SalesTable;
   sales_history: SalesHistoryTable;
   sales_staging: SalesStagingTable;

@@ -6,8 +6,10 @@ import type { Database } from './database.js';
  *
  * - In one process: queues (`serializedWrites`), so that waiting costs one connection at most.
  * - Between processes: the dialect's writer lock (`Dialect.withWriteLock`): on MySQL a named lock
- *   held on the transaction's connection from before BEGIN to after COMMIT; on SQLite the
- *   database's own write lock, taken at BEGIN and waited for without blocking the event loop.
+ *   held on the transaction's connection from before BEGIN to after COMMIT (on a Galera cluster,
+ *   whose named locks are per node, a lease in the `zinc_locks` table, checked again inside the
+ *   transaction before COMMIT); on SQLite the database's own write lock, taken at BEGIN and
+ *   waited for without blocking the event loop.
  *
  * A wait ends early when the process shuts down (the signal, or the database being closed).
  */
@@ -28,6 +30,18 @@ export class WriteLockWaitAborted extends Error {
   override name = 'WriteLockWaitAborted';
   constructor() {
     super('shutting down while waiting for the write lock');
+  }
+}
+
+/**
+ * A lock held as a lease (a Galera cluster) was lost before the change committed: not renewed in
+ * time (the database unreachable, the process stalled), or taken over after it expired. The
+ * change rolled back; nothing of it is stored.
+ */
+export class WriteLockLost extends Error {
+  override name = 'WriteLockLost';
+  constructor(lock: string, why: string) {
+    super(`lost the database lock "${lock}" (${why}) before committing, so nothing was stored`);
   }
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { sql } from 'kysely';
 import { Type } from 'typebox';
-import type { Database } from '../db/database.js';
+import type { Database, ServerState } from '../db/database.js';
 import type { ReadReplicas } from '../db/read-replicas.js';
 import { schemaStatus } from '../db/migrator.js';
 import type { Lifecycle } from '../lifecycle.js';
@@ -26,6 +26,30 @@ export async function checkDatabase(database: Database, timeoutMs = HEALTH_TIMEO
   }
 }
 
+/**
+ * The server in use and its cluster's state (the dialect's `serverState`), or nothing when it
+ * cannot be told within `timeoutMs` (SELECT 1 then says why).
+ */
+export async function checkServer(database: Database, timeoutMs = HEALTH_TIMEOUT_MS): Promise<ServerState | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs);
+  });
+  try {
+    return await Promise.race([database.dialect.serverState(database.db).catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What the health answers show of the server: `node` and `cluster` where there are such things. */
+function serverFields(state: ServerState | undefined) {
+  return {
+    ...(state?.node === undefined ? {} : { node: state.node }),
+    ...(state?.cluster === undefined ? {} : { cluster: state.cluster }),
+  };
+}
+
 /** Which database the instance runs on: `sqlite`, `mysql` (MySQL or MariaDB) or `postgres`. */
 const engine = Type.String({ description: 'The database the instance runs on: sqlite, mysql (MySQL or MariaDB) or postgres' });
 
@@ -40,10 +64,28 @@ const ReplicaHealth = Type.Object({
   error: Type.Union([Type.String(), Type.Null()], { description: 'Why it is down' }),
 });
 
+const node = Type.Optional(
+  Type.String({ description: 'host:port of the database server in use, where DATABASE_URL lists several or the server is a cluster node' }),
+);
+
+const ClusterHealth = Type.Optional(
+  Type.Object(
+    {
+      ready: Type.Boolean({ description: 'The node takes queries: wsrep_ready ON, Primary component, Synced' }),
+      size: Type.Integer({ description: 'wsrep_cluster_size: nodes in its component' }),
+      state: Type.String({ description: 'wsrep_local_state_comment: Synced, Donor/Desynced, Joining…' }),
+      status: Type.String({ description: 'wsrep_cluster_status: Primary, non-Primary or Disconnected' }),
+    },
+    { description: 'On a Galera cluster: the state of the node in use' },
+  ),
+);
+
 const HealthResponse = Type.Object({
   status: Type.String(),
   database: Type.String(),
   engine,
+  node,
+  cluster: ClusterHealth,
   replicas: Type.Optional(Type.Array(ReplicaHealth, { description: 'With DATABASE_REPLICA_URLS: each read replica; never makes the status an error' })),
 });
 
@@ -52,6 +94,8 @@ const ReadyResponse = Type.Object({
   database: Type.String(),
   engine,
   schema: Type.String(),
+  node,
+  cluster: ClusterHealth,
 });
 
 /** Probes need no token, and are never rate limited: a throttled load balancer would take the instance out. */
@@ -88,12 +132,15 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
       config: probe,
       schema: {
         tags: ['health'],
-        summary: 'Ready for traffic: database reachable, schema at the latest migration, not shutting down',
+        summary:
+          'Ready for traffic: database reachable (on a cluster: the node in use ready, or another listed node), schema at the latest migration, not shutting down',
         response: { 200: ReadyResponse, 503: ReadyResponse },
       },
     },
     async (_request, reply) => {
-      const problem = lifecycle.shuttingDown ? 'not checked' : await checkDatabase(database);
+      const reachable = lifecycle.shuttingDown ? 'not checked' : await checkDatabase(database);
+      const server = reachable === null ? await checkServer(database) : undefined;
+      const problem = reachable ?? (server?.usable === false ? (server.reason ?? 'the database server is not ready') : null);
       let schema = 'not checked';
       if (problem === null) {
         const status = await schemaStatus(database.db).catch((error: Error) => ({ error: error.message }));
@@ -107,6 +154,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
         database: problem ?? 'ok',
         engine: database.dialect.name,
         schema,
+        ...serverFields(server),
       };
       return reply.status(body.status === 'ok' ? 200 : 503).send(body);
     },
@@ -118,13 +166,15 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
       config: probe,
       schema: {
         tags: ['health'],
-        summary: 'Whether the service and its database answer, and each read replica\'s state and lag',
+        summary: 'Whether the service and its database answer, the server in use (and its cluster), and each read replica\'s state and lag',
         response: { 200: HealthResponse, 503: HealthResponse },
       },
     },
     async (_request, reply) => {
       const problem = await checkDatabase(database);
-      if (problem === null) return { status: 'ok', database: 'ok', engine: database.dialect.name, ...replicas() };
+      if (problem === null) {
+        return { status: 'ok', database: 'ok', engine: database.dialect.name, ...serverFields(await checkServer(database)), ...replicas() };
+      }
       return reply.status(503).send({ status: 'error', database: problem, engine: database.dialect.name, ...replicas() });
     },
   );

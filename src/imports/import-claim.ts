@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import type { Database, DB } from '../db/database.js';
 import type { Log } from '../log.js';
 import { acquireLease, activeHere, isAbandoned, OWNER, releaseLease } from './import-lease.js';
+import { forgetProgress } from './import-progress.js';
 import type { OnError, PreparedFile, RecordedOutcome } from './import-run.js';
 import { nowUtc, skipped, writeRecord } from './import-record.js';
 import { findImportBySha, insertImport, listProcessingImports, updateImportIf, type ImportRecord } from './imports.repository.js';
@@ -114,6 +115,7 @@ export async function recoverInterruptedImports(database: Database, log: Log): P
     );
     if (taken) {
       recovered++;
+      await forgetProgress(database, record.id).catch(() => {});
       log.warn({ importId: record.id, file: record.filename }, 'marked an interrupted import as failed');
     }
   }

@@ -7,7 +7,9 @@ import type { Database, DB } from '../db/database.js';
  * while its importer lives; a crashed importer leaves a record that the next run takes over.
  * How an importer is seen alive across processes is the dialect's (`FileClaims`): on MySQL a
  * named lock on the very connection that runs the import's transaction, dropped by the server
- * with that connection and its uncommitted rows; on SQLite, a local file, the owner's pid.
+ * with that connection and its uncommitted rows (on a Galera cluster a lease the importer renews,
+ * which its transaction checks before COMMIT, free once it expires); on SQLite, a local file, the
+ * owner's pid.
  */
 
 /** This process's owner tag, written into the records it imports: `host:pid:nonce`. */

@@ -1,10 +1,10 @@
 import type { Database, DB } from '../db/database.js';
-import { WriteLockWaitAborted } from '../db/write-lock.js';
+import { WriteLockLost, WriteLockWaitAborted } from '../db/write-lock.js';
 import { changeSales } from '../write/sales-change.js';
 import { RollupDelta } from '../write/rollup-delta.js';
 import { keepRollupsAfterImport } from '../write/rollup-upkeep.js';
 import { CsvFormatError } from './csv-reader.js';
-import { ImportRuns } from './import-progress.js';
+import { ImportRuns, shareProgress } from './import-progress.js';
 import { newTally, outcomeOf, recordFailed, recordLoaded, roundPhases, type Tally } from './import-record.js';
 import { MAX_KEPT_ERRORS, type ImportOptions, type ImportProgress, type PreparedFile, type RecordedOutcome } from './import-run.js';
 import type { RowError } from './sales-row.js';
@@ -29,6 +29,8 @@ export async function loadClaimedFile(database: Database, conn: DB, id: number, 
   const started = performance.now();
   log.info({ importId: id, file: filename, bytes: file.size }, 'import started');
   runs.start(id, file.size, started);
+  // Other instances on the database follow it too: written beside the import, never awaited by it.
+  const sharing = shareProgress(database, id, () => runs.latest(id), log);
   const trackProgress = (progress: ImportProgress) => {
     runs.update(id, progress);
     options.onProgress?.({ ...progress, filename });
@@ -42,8 +44,8 @@ export async function loadClaimedFile(database: Database, conn: DB, id: number, 
     status = await changeSales(
       database,
       conn,
-      async (trx) => {
-        await storeRows(database, trx, id, { ...file, bulk }, tally, runs, options, trackProgress);
+      async (trx, lost) => {
+        await storeRows(database, trx, id, { ...file, bulk }, lost, tally, runs, options, trackProgress);
         const rejected = tally.rejectedRows > 0;
         if (rejected && onError === 'fail') throw new Rejected();
         const final = rejected ? 'partial' : 'success';
@@ -66,6 +68,7 @@ export async function loadClaimedFile(database: Database, conn: DB, id: number, 
     tally.stored = 0;
     await recordFailed(conn, id, message, tally, started);
   } finally {
+    void sharing.stop();
     runs.end(id);
   }
   const outcome = await outcomeOf(conn, id, status, filename);
@@ -99,6 +102,7 @@ function failureMessage(error: unknown, tally: Tally): string | undefined {
     return 'interrupted by shutdown; the next import run takes the file again';
   }
   if (error instanceof CsvFormatError) return error.message;
+  if (error instanceof WriteLockLost) return `interrupted: ${error.message}; the next import run takes the file again`;
   return undefined;
 }
 
@@ -108,6 +112,8 @@ async function storeRows(
   trx: DB,
   importId: number,
   file: PreparedFile & { /** SQLite: build secondary indexes afterwards. */ bulk: boolean },
+  /** Aborted when the writer lock or the file's claim was lost (a lease on a cluster): stop. */
+  lost: AbortSignal,
   tally: Tally,
   runs: ImportRuns,
   options: ImportOptions,
@@ -139,6 +145,7 @@ async function storeRows(
       onErrors: (errors) => reject(errors),
       onRows: async (rows) => {
         if (signal?.aborted) throw new Interrupted();
+        lost.throwIfAborted();
         // The store is asked first: on MySQL it hands the rows to the server and waits for it to
         // take them, and the rollups' share of the work is done meanwhile.
         const t0 = performance.now();
@@ -158,6 +165,7 @@ async function storeRows(
     });
     phases.read_ms = performance.now() - streamStarted - phases.aggregate_ms - phases.load_ms;
     if (signal?.aborted) throw new Interrupted();
+    lost.throwIfAborted();
     if (sha !== file.sha256) throw changed();
 
     const ending = performance.now();

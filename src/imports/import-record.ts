@@ -2,7 +2,8 @@ import type { DB } from '../db/database.js';
 import type { ImportStatus } from '../db/tables.js';
 import type { RowError } from './sales-row.js';
 import type { ImportPhases, RecordedOutcome } from './import-run.js';
-import { findImportById, updateImport, type ImportRecord } from './imports.repository.js';
+import { OWNER } from './import-lease.js';
+import { findImportById, updateImport, updateImportIf, type ImportRecord } from './imports.repository.js';
 import type { RollupUpkeepReport } from '../write/rollup-upkeep.js';
 
 /**
@@ -67,9 +68,15 @@ export async function recordLoaded(trx: DB, id: number, status: 'success' | 'par
   await updateImport(trx, id, { ...finalFields(status, message, tally, started), ...tally.orderRange });
 }
 
-/** Writes a failed load's record, after its transaction rolled back: nothing of it is stored. */
+/**
+ * Writes a failed load's record, after its transaction rolled back: nothing of it is stored. Only
+ * while the record is still this process's: an importer whose claim was lost (a lease on a
+ * cluster, taken over) must not overwrite the record of the one that took the file over.
+ */
 export async function recordFailed(conn: DB, id: number, message: string, tally: Tally, started: number): Promise<void> {
-  await writeRecord(conn, (trx) => updateImport(trx, id, finalFields('failed', message, { ...tally, stored: 0 }, started)));
+  await writeRecord(conn, (trx) =>
+    updateImportIf(trx, id, { status: 'processing', owner: OWNER }, finalFields('failed', message, { ...tally, stored: 0 }, started)),
+  );
 }
 
 export async function outcomeOf(conn: DB, id: number, status: 'success' | 'partial' | 'failed', filename: string): Promise<RecordedOutcome> {

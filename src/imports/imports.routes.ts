@@ -12,7 +12,7 @@ import {
   type FileOutcome,
   type ImportOptions,
 } from './import.service.js';
-import { ImportRuns } from './import-progress.js';
+import { ImportRuns, sharedProgress } from './import-progress.js';
 import { presentFolderResult, presentImport, presentImportSummary, presentOutcome } from './imports.presenter.js';
 import { countImports, findImportById, listImports } from './imports.repository.js';
 import {
@@ -44,8 +44,9 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
 }> = async (app, { database, config, telemetry, lifecycle }) => {
   // This app's running imports: their progress is its own, never another app's in the process.
   const runs = new ImportRuns();
-  const withProgress = (id: number) => {
-    const progress = runs.progress(id);
+  // Another instance's (or app's) import: the progress it writes to the database, while fresh.
+  const withProgress = async (id: number) => {
+    const progress = runs.progress(id) ?? (await sharedProgress(database, id));
     return progress ? { progress } : {};
   };
   const onFileDone = (outcome: FileOutcome) => {
@@ -125,7 +126,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
       const first = await Promise.race([claimed.promise, finished]);
       if (typeof first !== 'number') return presentOutcome(first);
       const record = (await findImportById(database.db, first))!;
-      return reply.status(202).send({ ...presentImport(record), ...withProgress(first) });
+      return reply.status(202).send({ ...presentImport(record), ...(await withProgress(first)) });
     },
   );
 
@@ -162,7 +163,7 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     async (request) => {
       const record = await findImportById(database.db, request.params.id);
       if (!record) throw notFound(`no import with id ${request.params.id}`);
-      return { ...presentImport(record), ...(record.status === 'processing' ? withProgress(record.id) : {}) };
+      return { ...presentImport(record), ...(record.status === 'processing' ? await withProgress(record.id) : {}) };
     },
   );
 

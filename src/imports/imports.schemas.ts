@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { PROGRESS_STALE_MS } from './import-progress.js';
 
 const RowErrorSchema = Type.Object({
   line: Type.Integer({ description: 'Physical line where the record starts; the header is line 1' }),
@@ -36,7 +37,11 @@ const Progress = Type.Object(
     rows_per_s: Type.Integer(),
     eta_s: Type.Union([Type.Number(), Type.Null()]),
   },
-  { description: 'While processing, in the instance running the import' },
+  {
+    description:
+      'While processing: from the instance running the import, or as it last wrote it to the database ' +
+      `(MySQL, PostgreSQL; omitted when that is more than ${PROGRESS_STALE_MS / 1000} s old)`,
+  },
 );
 
 export const ImportRecordSummary = Type.Object(recordFields);

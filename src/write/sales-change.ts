@@ -25,15 +25,27 @@ export function onSalesCommitted(database: Database, listener: () => void): () =
 /**
  * Runs `change` in a transaction on `conn` (one connection of `database.writer`: on MySQL the
  * writer lock lives and dies with it) holding the writer lock; a shutdown (`signal`) ends the
- * wait for it. Resolves to what `change` returned, once committed and announced.
+ * wait for it. `change` gets a signal that aborts when the lock is lost meanwhile (a lease on a
+ * cluster, not renewed in time): a long change stops there. Whatever `change` did, the lock's
+ * fence runs last in the transaction, so a holder that lost it rolls back (WriteLockLost)
+ * instead of committing. Resolves to what `change` returned, once committed and announced.
  */
 export async function changeSales<T>(
   database: Database,
   conn: DB,
-  change: (trx: DB) => Promise<T>,
+  change: (trx: DB, lost: AbortSignal) => Promise<T>,
   signal?: AbortSignal,
 ): Promise<T> {
-  const result = await database.dialect.withWriteLock(conn, () => conn.transaction().execute(change), signal);
+  const result = await database.dialect.withWriteLock(
+    conn,
+    (hold) =>
+      conn.transaction().execute(async (trx) => {
+        const value = await change(trx, hold.signal);
+        await hold.fence(trx);
+        return value;
+      }),
+    signal,
+  );
   noteSalesCommitted(database);
   return result;
 }

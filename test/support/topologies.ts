@@ -21,7 +21,7 @@ const run = promisify(execFile);
 export const REPLICAS_ENABLED = process.env.ZINC_TEST_REPLICAS === '1' || process.env.ZINC_REQUIRE_REPLICAS === '1';
 
 /** Where the machine's shared cluster scripts are (ZINC_CLUSTERS_SCRIPTS, or beside the checkout). */
-function sharedClusterScript(name: string): string | undefined {
+export function sharedClusterScript(name: string): string | undefined {
   const candidates = [
     process.env.ZINC_CLUSTERS_SCRIPTS,
     path.resolve('../shared/clusters'),

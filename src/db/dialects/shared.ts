@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type RawBuilder } from 'kysely';
-import type { DB, Dialect } from '../database.js';
+import type { DB, Dialect, WriteLockHold } from '../database.js';
 import { WRITE_LOCK_WAIT_MS, WriteLockTimeout, WriteLockWaitAborted } from '../write-lock.js';
 
 /**
@@ -84,24 +84,40 @@ export interface ConnectionLock {
 }
 
 /**
- * Runs `work` on `conn` holding `lock`, asked for again every `pauseMs` (a lock that waits on the
- * server by itself needs no pause) until WRITE_LOCK_WAIT_MS, or until `signal` ends the wait.
+ * The hold of a lock that lives and dies with its connection (named and advisory locks, SQLite's
+ * own lock): never lost while the work runs, so there is nothing to check before COMMIT.
+ */
+export const HELD_BY_CONNECTION: WriteLockHold = Object.freeze({
+  signal: new AbortController().signal,
+  fence: async () => {},
+});
+
+/**
+ * Runs `work` on `conn` holding `lock`, asked for again after `pauseMs` (a lock that waits on the
+ * server by itself needs no pause; a function of the attempt backs off) until WRITE_LOCK_WAIT_MS,
+ * or until `signal` ends the wait. `hold` tells `work` what it holds (HELD_BY_CONNECTION unless
+ * the lock can be lost meanwhile).
  */
 export async function whileHolding<T>(
   conn: DB,
   lock: ConnectionLock,
-  work: () => Promise<T>,
-  options: { signal?: AbortSignal | undefined; pauseMs: number },
+  work: (hold: WriteLockHold) => Promise<T>,
+  options: {
+    signal?: AbortSignal | undefined;
+    pauseMs: number | ((attempt: number) => number);
+    hold?: (conn: DB) => WriteLockHold;
+  },
 ): Promise<T> {
   const deadline = performance.now() + WRITE_LOCK_WAIT_MS;
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     if (options.signal?.aborted) throw new WriteLockWaitAborted();
     if (await lock.take(conn)) break;
     if (performance.now() > deadline) throw new WriteLockTimeout();
-    if (options.pauseMs > 0) await sleep(options.pauseMs);
+    const pause = typeof options.pauseMs === 'number' ? options.pauseMs : options.pauseMs(attempt);
+    if (pause > 0) await sleep(pause, undefined, { signal: options.signal }).catch(() => {});
   }
   try {
-    return await work();
+    return await work(options.hold?.(conn) ?? HELD_BY_CONNECTION);
   } finally {
     await lock.release(conn).catch(() => {});
   }

@@ -1,15 +1,17 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { Kysely, MysqlDialect as KyselyMysqlDialect, sql, type LogEvent, type RawBuilder } from 'kysely';
-import { createPool, type PoolOptions } from 'mysql2';
+import { Kysely, sql, type LogEvent, type RawBuilder } from 'kysely';
+import type { PoolOptions } from 'mysql2';
 import type { DatabaseConfig } from '../../../config.js';
 import { decimalToCents, formatCents } from '../../../money.js';
-import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
+import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter, ServerState, WriteLockHold } from '../../database.js';
 import type { SalesWriterOptions } from '../../sales-writer.js';
 import type { Tables } from '../../tables.js';
 import { inSnapshotReadOnly, insertWithGeneratedId, inStatements, loadAsText, rowsWhere, valuesList } from '../shared.js';
+import { withStreamingReplication } from './galera.js';
+import { firstAnsweringUrl, HostPools } from './host-pools.js';
 import { InfileLoad, InfileStreams, TSV } from './infile.js';
-import { fileClaims, withWriteLock } from './locks.js';
+import { MysqlLocks } from './locks.js';
 import { MysqlInsertWriter, MysqlLoadDataWriter } from './sales-writer.js';
 
 type MysqlConfig = Extract<DatabaseConfig, { kind: 'mysql' }>;
@@ -30,6 +32,8 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
       'ER_BAD_DB_ERROR',
       'ER_SERVER_SHUTDOWN',
       'ER_LOCK_WAIT_TIMEOUT',
+      'ER_UNKNOWN_COM_ERROR', // 1047: a Galera node not ready ("WSREP has not yet prepared node")
+      'ZINC_DB_STALLED', // a statement found stalled (statement-watch.ts)
     ],
     notWritable: [
       'ER_DISK_FULL',
@@ -43,10 +47,9 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
   centsFromDb: (value) => (value === null ? 0n : decimalToCents(String(value))),
   open(config, options) {
     const streams = new InfileStreams();
-    const pool = createPool(poolOptions(config.url, config.poolSize ?? 10, streams));
-    // A pool error (server gone) must never take the process down; queries report it instead.
-    pool.on('connection', (conn) => {
-      conn.on('error', () => {});
+    // One pool per host of the URL, used first to last (host-pools.ts); one host: one pool.
+    const hosts = config.hosts ?? [{ host: config.host, port: config.port }];
+    const pool = new HostPools(config.url, hosts, poolOptions(config.poolSize ?? 10, streams), (conn) => {
       // Basket keys (GROUP_CONCAT of a basket's product ids) must never be cut at 1 KiB.
       conn.query('SET SESSION group_concat_max_len = 4294967295', () => {});
     });
@@ -55,8 +58,10 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
           if (event.level === 'error') options.onQueryError!(event.error);
         }
       : undefined;
-    const db = new Kysely<Tables>({ dialect: new KyselyMysqlDialect({ pool }), log });
-    return { dialect: new MysqlDialect(db, streams), db, writer: db, close: () => db.destroy() } satisfies Database;
+    // Named locks, or leases on a Galera cluster; Kysely's migration lock too (locks.ts).
+    const locks = new MysqlLocks((): DB => db);
+    const db: DB = new Kysely<Tables>({ dialect: locks.kyselyDialect({ pool }), log });
+    return { dialect: new MysqlDialect(locks, streams, pool), db, writer: db, close: () => db.destroy() } satisfies Database;
   },
   /** `mysqldump --single-transaction` (or `mariadb-dump`): a consistent copy while the service runs. */
   async backup(config, file) {
@@ -66,14 +71,15 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
         'neither mysqldump nor mariadb-dump is installed; install the MySQL client tools (e.g. apt-get install default-mysql-client)',
       );
     }
-    const url = new URL(config.url);
+    // With several hosts, the first that answers (mysqldump takes one).
+    const url = new URL(await firstAnsweringUrl(config.url, config.hosts ?? [{ host: config.host, port: config.port }]));
     const args = [
       '--single-transaction',
       '--quick',
       '--no-tablespaces',
       '--skip-lock-tables',
       `--host=${url.hostname}`,
-      `--port=${config.port}`,
+      `--port=${url.port || config.port}`,
       `--user=${decodeURIComponent(url.username)}`,
       config.database,
     ];
@@ -97,10 +103,9 @@ export const mysqlModule: DialectModule<MysqlConfig> = {
   },
 };
 
-/** mysql2 pool options Zinc relies on. */
-function poolOptions(url: string, size: number, streams: InfileStreams): PoolOptions {
+/** mysql2 pool options Zinc relies on (each host's pool adds its URL). */
+function poolOptions(size: number, streams: InfileStreams): PoolOptions {
   return {
-    uri: url,
     // DATE stays `YYYY-MM-DD`; no shift through the client's time zone.
     dateStrings: true,
     timezone: 'Z',
@@ -139,27 +144,42 @@ class MysqlDialect implements Dialect {
   readonly sql = SQL;
   readonly idsPadSpaces = true;
   readonly claims: FileClaims;
+  /** Instances share the server: each shows the others' imports' progress (import_progress). */
+  readonly sharesImportProgress = true;
 
   constructor(
-    writer: DB,
+    private readonly locks: MysqlLocks,
     private readonly streams: InfileStreams,
+    private readonly pools: HostPools,
   ) {
-    this.claims = fileClaims(writer);
+    this.claims = locks.claims;
   }
 
   readonly centsToDb = mysqlModule.centsToDb;
   readonly centsFromDb = mysqlModule.centsFromDb;
 
-  /** InnoDB's REPEATABLE READ: a consistent snapshot from the first read. */
-  readonly inSnapshot = inSnapshotReadOnly;
+  /**
+   * InnoDB's REPEATABLE READ: a consistent snapshot from the first read. Read-only, so when its
+   * node is lost under it, it runs again on the next host of the URL (host-pools.ts).
+   */
+  inSnapshot<T>(db: DB, read: (trx: DB) => Promise<T>): Promise<T> {
+    return this.pools.retryingRead(() => inSnapshotReadOnly(db, read));
+  }
   readonly insertReturningId = insertWithGeneratedId;
 
   isUniqueViolation(error: unknown): boolean {
     return (error as { code?: unknown }).code === 'ER_DUP_ENTRY';
   }
 
-  withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withWriteLock(conn, work, signal);
+  withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    // On a Galera cluster, every change to sales streams its transaction in fragments (galera.ts).
+    const change = this.pools.galera ? (hold: WriteLockHold) => withStreamingReplication(conn, () => work(hold)) : work;
+    return this.locks.withWriteLock(conn, change, signal);
+  }
+
+  /** The host in use and, on a Galera node, the cluster's state (host-pools.ts). */
+  serverState(): Promise<ServerState> {
+    return this.pools.state();
   }
 
   /** LOAD DATA LOCAL INFILE unless the server refuses it (`auto`), or multi-row INSERT IGNORE. */

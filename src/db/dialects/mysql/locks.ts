@@ -1,11 +1,100 @@
-import { sql, type RawBuilder } from 'kysely';
-import type { DB, FileClaims } from '../../database.js';
+import { MysqlAdapter, MysqlDialect as KyselyMysqlDialect, sql, type MigrationLockOptions, type MysqlDialectConfig, type RawBuilder } from 'kysely';
+import type { AnyDB, DB, FileClaims, WriteLockHold } from '../../database.js';
 import { holdOnOwnConnection, whileHolding } from '../shared.js';
+import { LeaseLocks, leaseTuning, MIGRATE } from './leases.js';
 
 /**
- * MySQL's named locks (GET_LOCK): held by a connection, dropped by the server when that
- * connection dies, so a crashed holder frees them. Names are server-wide: each is qualified by the
- * database (a hash of its name), within MySQL's 64 characters.
+ * Zinc's locks on MySQL and MariaDB — the writer lock, per-file claims, a process's claim on
+ * itself, and the migration lock — in one of two forms, chosen once per open database:
+ *
+ * - on a single server, named locks (GET_LOCK): held by a connection and dropped by the server
+ *   the moment that connection dies, so a crashed holder frees them at once;
+ * - on a Galera cluster (`wsrep_on`), whose named locks hold on one node only, leases in the
+ *   `zinc_locks` table (leases.ts): a crashed holder's lock is free after the lease's TTL.
+ */
+export class MysqlLocks {
+  readonly claims: FileClaims;
+  private readonly leases: LeaseLocks;
+  private readonly named: FileClaims;
+  private mode: Promise<boolean> | undefined;
+
+  /** `writer`: the pool (renewals of leases, a process's claim on itself). */
+  constructor(writer: () => DB) {
+    this.leases = new LeaseLocks(writer);
+    this.named = namedFileClaims(writer);
+    const leased = this.leases.claims();
+    const claims = async (db: AnyDB) => ((await this.usesLeases(db)) ? leased : this.named);
+    this.claims = {
+      acquire: async (conn, sha256) => (await claims(conn)).acquire(conn, sha256),
+      release: async (conn, sha256) => (await claims(conn)).release(conn, sha256),
+      holdOwner: async (owner) => (await claims(writer())).holdOwner(owner),
+      isAbandoned: async (db, record, here) => (await claims(db)).isAbandoned(db, record, here),
+    };
+  }
+
+  /** The writer lock (see Dialect.withWriteLock). */
+  async withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return (await this.usesLeases(conn)) ? this.leases.withWriteLock(conn, work, signal) : namedWriteLock(conn, work, signal);
+  }
+
+  /**
+   * Kysely's MySQL dialect whose migration lock is this one: Kysely's own is a named lock, which
+   * on a cluster would let two migrators on two nodes run the same migrations at once (and some
+   * MariaDB releases refuse GET_LOCK under Galera outright). Every Migrator on the database gets
+   * it, whoever creates it.
+   */
+  kyselyDialect(config: MysqlDialectConfig): KyselyMysqlDialect {
+    const usesLeases = (db: AnyDB) => this.usesLeases(db);
+    const leases = this.leases;
+    class Adapter extends MysqlAdapter {
+      override async acquireMigrationLock(db: AnyDB, options: MigrationLockOptions): Promise<void> {
+        if (!(await usesLeases(db))) return super.acquireMigrationLock(db, options);
+        await leases.takeWaiting(db, MIGRATE, MIGRATION_WAIT_MS, () => new Error('another migration kept the migration lock for over an hour'));
+      }
+      override async releaseMigrationLock(db: AnyDB, options: MigrationLockOptions): Promise<void> {
+        if (!(await usesLeases(db))) return super.releaseMigrationLock(db, options);
+        await leases.releaseOn(db, MIGRATE);
+      }
+    }
+    return new (class extends KyselyMysqlDialect {
+      override createAdapter() {
+        return new Adapter();
+      }
+    })(config);
+  }
+
+  /** Whether this database's locks are leases: a Galera node (asked once, at the first lock). */
+  private usesLeases(db: AnyDB): Promise<boolean> {
+    this.mode ??= isGaleraNode(db).then(
+      (galera) => {
+        this.leases.onGalera = galera;
+        return galera || leaseTuning.always;
+      },
+      (error: unknown) => {
+        this.mode = undefined;
+        throw error;
+      },
+    );
+    return this.mode;
+  }
+}
+
+/** As long as Kysely's own migration lock waits. */
+const MIGRATION_WAIT_MS = 60 * 60 * 1000;
+
+/**
+ * `wsrep_on` exists only on a server built with wsrep (MariaDB, Percona XtraDB Cluster), and is
+ * ON only on a cluster node. MySQL 8 has no such variable: SHOW answers no row, not an error.
+ */
+async function isGaleraNode(db: AnyDB): Promise<boolean> {
+  const { rows } = await sql<{ Value: string }>`SHOW GLOBAL VARIABLES LIKE 'wsrep_on'`.execute(db);
+  return rows[0]?.Value?.toUpperCase() === 'ON';
+}
+
+/*
+ * Named locks (GET_LOCK): held by a connection, dropped by the server when that connection dies,
+ * so a crashed holder frees them. Names are server-wide: each is qualified by the database (a hash
+ * of its name), within MySQL's 64 characters.
  */
 
 /** Takes a named lock, waiting up to `seconds`. True when held; throws when the server refuses. */
@@ -30,7 +119,7 @@ const ownerLock = (owner: string) => sql`${`zinc:owner:${owner.slice(-32)}`}`;
  * the days the other is writing) and InnoDB fails one of them. Asked for a second at a time, so
  * that a shutdown (`signal`) ends the wait.
  */
-export function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+function namedWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
   // GET_LOCK waits up to a second on the server: no pause between tries.
   return whileHolding(conn, { take: (c) => tryLock(c, writerLock, 1), release: (c) => unlock(c, writerLock) }, work, { signal, pauseMs: 0 });
 }
@@ -41,11 +130,11 @@ export function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: Abor
  * commit". While a process has claimed files it has not started loading (asynchronous runs), it
  * holds a lock named after itself on a connection of its own, so others see its records as alive.
  */
-export function fileClaims(writer: DB): FileClaims {
+function namedFileClaims(writer: () => DB): FileClaims {
   return {
     acquire: (conn, sha256) => tryLock(conn, fileLock(sha256), 0),
     release: (conn, sha256) => unlock(conn, fileLock(sha256)),
-    holdOwner: (owner) => holdOnOwnConnection(writer, { take: (c) => tryLock(c, ownerLock(owner), 0), release: (c) => unlock(c, ownerLock(owner)) }),
+    holdOwner: (owner) => holdOnOwnConnection(writer(), { take: (c) => tryLock(c, ownerLock(owner), 0), release: (c) => unlock(c, ownerLock(owner)) }),
     async isAbandoned(db, record, here) {
       if (record.owner === here.owner && here.active) return false;
       const { rows } = await sql<{ file: number | null; owner: number | null }>`

@@ -5,7 +5,7 @@ import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { DatabaseConfig } from '../../../config.js';
 import { decimalToCents, formatCents } from '../../../money.js';
-import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
+import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter, ServerState, WriteLockHold } from '../../database.js';
 import type { SalesWriterOptions } from '../../sales-writer.js';
 import type { Tables } from '../../tables.js';
 import { inStatements, loadAsText, rowsWhere, valuesList } from '../shared.js';
@@ -149,6 +149,8 @@ class PostgresDialect implements Dialect {
   readonly sql = SQL;
   readonly idsPadSpaces = false;
   readonly claims: FileClaims;
+  /** Instances share the server: each shows the others' imports' progress (import_progress). */
+  readonly sharesImportProgress = true;
   readonly centsToDb = postgresModule.centsToDb;
   readonly centsFromDb = postgresModule.centsFromDb;
 
@@ -160,7 +162,7 @@ class PostgresDialect implements Dialect {
     return (error as { code?: unknown } | null)?.code === '23505';
   }
 
-  withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withWriteLock(conn, work, signal);
   }
 
@@ -223,6 +225,11 @@ class PostgresDialect implements Dialect {
   async withLargeAggregates<T>(db: AnyDB, run: () => Promise<T>): Promise<T> {
     await sql`SET LOCAL work_mem = '64MB'`.execute(db);
     return run();
+  }
+
+  /** One server (PostgreSQL has no multi-primary cluster): nothing more to report than SELECT 1 does. */
+  async serverState(): Promise<ServerState> {
+    return { usable: true };
   }
 }
 

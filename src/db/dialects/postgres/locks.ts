@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
-import type { DB, FileClaims } from '../../database.js';
+import type { DB, FileClaims, WriteLockHold } from '../../database.js';
 import { holdOnOwnConnection, whileHolding } from '../shared.js';
 
 /**
@@ -41,7 +41,7 @@ const ownerLock = (owner: string) => key(`zinc:owner:${owner}`);
  * ROLLBACK: one change to sales at a time across processes. Tried every 200 ms, so that a
  * shutdown (`signal`) ends the wait.
  */
-export function withWriteLock<T>(conn: DB, work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export function withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
   return whileHolding(conn, { take: (c) => tryLock(c, WRITER), release: (c) => unlock(c, WRITER) }, work, { signal, pauseMs: 200 });
 }
 

@@ -4,10 +4,10 @@ import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect as KyselySqliteDialect, sql, type Driver, type LogEvent, type RawBuilder } from 'kysely';
 import type { DatabaseConfig } from '../../../config.js';
-import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter } from '../../database.js';
+import type { AnyDB, Database, DB, Dialect, DialectModule, DialectSql, FileClaims, KeyedWriter, ServerState, WriteLockHold } from '../../database.js';
 import type { SalesWriterOptions } from '../../sales-writer.js';
 import type { Tables } from '../../tables.js';
-import { inSnapshotReadOnly, insertWithGeneratedId } from '../shared.js';
+import { HELD_BY_CONNECTION, inSnapshotReadOnly, insertWithGeneratedId } from '../shared.js';
 import { beginImmediate } from './begin-immediate.js';
 import { claims } from './claims.js';
 import { ASSUMED_ROW_BYTES, bulkLoadTuning, SORTING_CACHE_KIB } from './tuning.js';
@@ -138,6 +138,8 @@ class SqliteDialect implements Dialect {
   readonly sql = SQL;
   readonly idsPadSpaces = false;
   readonly claims: FileClaims = claims;
+  /** One instance's file: its progress stays in memory (a write here would wait for the import's lock). */
+  readonly sharesImportProgress = false;
 
   constructor(
     /** The raw handle behind the writer: prepared statements on the import's hot path. */
@@ -157,8 +159,8 @@ class SqliteDialect implements Dialect {
   }
 
   /** The transaction takes the database's own lock at BEGIN (beginImmediate): nothing more to hold. */
-  withWriteLock<T>(_conn: DB, work: () => Promise<T>): Promise<T> {
-    return work();
+  withWriteLock<T>(_conn: DB, work: (hold: WriteLockHold) => Promise<T>): Promise<T> {
+    return work(HELD_BY_CONNECTION);
   }
 
   async createSalesWriter(_trx: DB, importId: number, options: SalesWriterOptions) {
@@ -225,5 +227,10 @@ class SqliteDialect implements Dialect {
     } finally {
       await sql`PRAGMA cache_size = ${sql.raw(String(Number(rows[0]!.cache_size)))}`.execute(db);
     }
+  }
+
+  /** A local file: no server to name, no cluster. */
+  async serverState(): Promise<ServerState> {
+    return { usable: true };
   }
 }
