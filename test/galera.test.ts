@@ -72,6 +72,8 @@ describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('Zinc on a Galera clust
     const node3 = open(cluster.nodes[2]!);
     const node1 = open(cluster.nodes[0]!);
     const node2 = await createConnection(`${GALERA_URLS[1]}/mysql`);
+    // Causal: node 2 answers once it has applied every fragment replicated before the question.
+    await node2.query('SET SESSION wsrep_sync_wait = 1');
 
     // Inside the import's transaction, once its rows are loaded: the session's settings, and the
     // fragments already replicated to another node (they sit in its streaming log until COMMIT).
@@ -102,6 +104,7 @@ describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('Zinc on a Galera clust
     } finally {
       await node2.end();
     }
+    console.info(`galera: ${seen.fragmentsOnNode2} fragments of the import on node 2 before its COMMIT (session: ${seen.unit}, ${seen.size})`);
     // 30,000 rows in fragments of 10,000: at least two on node 2 before the COMMIT.
     expect(seen.fragmentsOnNode2).toBeGreaterThanOrEqual(2);
     expect(seen).toMatchObject({ unit: 'rows', size: 10_000 });
