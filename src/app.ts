@@ -23,7 +23,7 @@ import { LOG_REDACT } from './log.js';
 import { MetricsCache, registerCacheInvalidation } from './metrics/answer-cache.js';
 import { revenueRoutes } from './metrics/revenue.routes.js';
 import { readDataVersion } from './db/data-version.js';
-import { onSalesCommitted } from './write/sales-change.js';
+import { onSalesCommitted, onWriteConflict } from './write/sales-change.js';
 import { Telemetry } from './telemetry.js';
 
 export interface AppOptions {
@@ -90,8 +90,11 @@ export async function buildApp({
     metricsCache.invalidate();
     reads.noteCommitted();
   });
+  // Every change through this database (imports, undo, rebuilds) that met a write conflict, counted.
+  const stopCounting = onWriteConflict(database, ({ outcome }) => telemetry.writeConflicts.inc({ outcome }));
   app.addHook('onClose', async () => {
     stopListening();
+    stopCounting();
     await reads.close();
   });
 

@@ -38,6 +38,13 @@ export class Telemetry {
     registers: [this.registry],
   });
 
+  readonly writeConflicts = new Counter({
+    name: 'zinc_write_conflicts_total',
+    help: 'Transactions of imports, undos and rebuilds the database refused as conflicting with another writer (deadlock, certification failure): run again (retried) or given up (exhausted)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly dbErrors = new Counter({
     name: 'zinc_db_query_errors_total',
     help: 'Database queries that failed (connection loss, timeouts, constraint errors)',
@@ -86,6 +93,7 @@ export class Telemetry {
     // Present from the start, so dashboards and alerts see zeros rather than gaps.
     for (const outcome of ['success', 'partial', 'failed', 'skipped']) this.imports.inc({ outcome }, 0);
     for (const result of ['stored', 'rejected']) this.importRows.inc({ result }, 0);
+    for (const outcome of ['retried', 'exhausted']) this.writeConflicts.inc({ outcome }, 0);
   }
 
   /** Records one file's import outcome. */

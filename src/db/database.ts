@@ -57,6 +57,13 @@ export interface Dialect {
   insertReturningId(db: DB, row: Insertable<ImportedFilesTable>): Promise<number>;
   /** Whether a failed statement broke a unique key (another writer stored the row first). */
   isUniqueViolation(error: unknown): boolean;
+  /**
+   * The code of an error that says the transaction conflicted with another writer and was (or,
+   * once rolled back, will be) undone whole — a deadlock, a cluster's certification failure —
+   * so that running the whole transaction again may succeed (`1213`, `40P01`); undefined for any
+   * other error. changeSales runs its transaction again on these (src/write/sales-change.ts).
+   */
+  conflictCode(error: unknown): string | undefined;
   /** Per-file claims between processes (see src/imports/import-lease.ts). */
   readonly claims: FileClaims;
   /**

@@ -25,7 +25,7 @@ export class WriteLockTimeout extends Error {
   }
 }
 
-/** Thrown when the process began shutting down while waiting for the write lock. */
+/** Thrown when the process began shutting down while waiting for the write lock (or to run a conflicting change again). */
 export class WriteLockWaitAborted extends Error {
   override name = 'WriteLockWaitAborted';
   constructor() {

@@ -23,6 +23,8 @@ export const unauthorized = () =>
   new AppError(401, 'unauthorized', 'send the API token as "Authorization: Bearer <token>"');
 export const databaseUnavailable = (message = 'the database is unavailable; try again shortly') =>
   new AppError(503, 'database_unavailable', message);
+/** The database refused a change as conflicting with another writer, every time it was run: nothing was changed. */
+export const writeConflict = (message: string) => new AppError(503, 'write_conflict', message);
 
 /** Network failures, whatever the database: Node's own codes. */
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);

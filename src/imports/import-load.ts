@@ -1,6 +1,6 @@
 import type { Database, DB } from '../db/database.js';
 import { WriteLockLost, WriteLockWaitAborted } from '../db/write-lock.js';
-import { changeSales } from '../write/sales-change.js';
+import { changeSales, WriteConflict } from '../write/sales-change.js';
 import { RollupDelta } from '../write/rollup-delta.js';
 import { keepRollupsAfterImport } from '../write/rollup-upkeep.js';
 import { CsvFormatError } from './csv-reader.js';
@@ -36,15 +36,21 @@ export async function loadClaimedFile(database: Database, conn: DB, id: number, 
     options.onProgress?.({ ...progress, filename });
   };
 
-  const tally = newTally();
+  // What one attempt of the transaction gathered: changeSales may run it again (a write conflict),
+  // and each run starts from nothing, the file read again from its first byte.
+  let tally = newTally();
+  let attempts = 0;
   let committing = 0;
   let status: 'success' | 'partial' | 'failed';
   try {
     const bulk = await database.dialect.isBulkLoad(file.size);
+    const { onLoadAttempt } = options;
     status = await changeSales(
       database,
       conn,
       async (trx, lost) => {
+        tally = newTally();
+        if (attempts++ > 0) runs.start(id, file.size, performance.now());
         await storeRows(database, trx, id, { ...file, bulk }, lost, tally, runs, options, trackProgress);
         const rejected = tally.rejectedRows > 0;
         if (rejected && onError === 'fail') throw new Rejected();
@@ -53,7 +59,12 @@ export async function loadClaimedFile(database: Database, conn: DB, id: number, 
         committing = performance.now();
         return final;
       },
-      options.signal,
+      {
+        signal: options.signal,
+        log,
+        context: { importId: id, file: filename },
+        onAttempt: onLoadAttempt && ((trx, attempt) => onLoadAttempt(trx, attempt, filename)),
+      },
     );
     tally.phases.commit_ms = performance.now() - committing;
   } catch (error) {
@@ -102,6 +113,12 @@ function failureMessage(error: unknown, tally: Tally): string | undefined {
     return 'interrupted by shutdown; the next import run takes the file again';
   }
   if (error instanceof CsvFormatError) return error.message;
+  if (error instanceof WriteConflict) {
+    return (
+      `the database kept refusing the import's transaction as conflicting with another writer ` +
+      `(error ${error.conflictCode}, ${error.attempts} attempts); nothing of the file was stored: run it again`
+    );
+  }
   if (error instanceof WriteLockLost) return `interrupted: ${error.message}; the next import run takes the file again`;
   return undefined;
 }

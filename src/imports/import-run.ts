@@ -1,3 +1,4 @@
+import type { DB } from '../db/database.js';
 import type { MysqlLoadMethod } from '../db/sales-writer.js';
 import type { ImportStatus } from '../db/tables.js';
 import type { Log } from '../log.js';
@@ -45,6 +46,11 @@ export interface ImportOptions {
   mysqlLoadMethod?: MysqlLoadMethod | undefined;
   /** The app's board of running imports (progress by id); a run of its own when absent. */
   runs?: ImportRuns | undefined;
+  /**
+   * Runs first inside each attempt (1, 2, …) of a file's load transaction: a test's hook to make
+   * a competing writer conflict with it (see ChangeOptions.onAttempt in src/write/sales-change.ts).
+   */
+  onLoadAttempt?: ((trx: DB, attempt: number, filename: string) => Promise<void>) | undefined;
 }
 
 /** Where an import's time went, in milliseconds (read and load overlap: the store sets the pace). */

@@ -2,9 +2,10 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
-import { AppError, notFound } from '../http/errors.js';
+import { AppError, notFound, writeConflict } from '../http/errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Telemetry } from '../telemetry.js';
+import { WriteConflict } from '../write/sales-change.js';
 import {
   importFile,
   importFolder,
@@ -180,12 +181,18 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     },
     async (request) => {
       try {
-        const record = await undoImport(database, request.params.id, lifecycle.signal);
+        const record = await undoImport(database, request.params.id, { signal: lifecycle.signal, log: request.log });
         if (!record) throw notFound(`no import with id ${request.params.id}`);
         request.log.info({ importId: record.id, file: record.filename }, 'import reverted');
         return presentImport(record);
       } catch (error) {
         if (error instanceof UndoConflict) throw new AppError(409, 'conflict', error.message);
+        if (error instanceof WriteConflict) {
+          throw writeConflict(
+            `the database kept refusing the undo's transaction as conflicting with another writer ` +
+              `(error ${error.conflictCode}, ${error.attempts} attempts); nothing was changed: try again`,
+          );
+        }
         throw error;
       }
     },

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Database, DB, Dialect } from '../db/database.js';
 import { serializedWrites } from '../db/write-lock.js';
 import { keepRollupsAround } from '../write/rollup-upkeep.js';
-import { changeSales } from '../write/sales-change.js';
+import { changeSales, type ChangeOptions } from '../write/sales-change.js';
 import { findImportById, type ImportRecord } from './imports.repository.js';
 
 /** Why an import cannot be undone right now. */
@@ -15,16 +15,23 @@ export class UndoConflict extends Error {
  * the rows it had replaced (from `sales_history`), and marks the record `reverted`, so the same
  * file can be imported again. Where a later import has since replaced one of its rows, that
  * later import's history now points at the row before this one, so undoing it later restores
- * the right value. Resolves to the updated record, or undefined for an unknown id.
+ * the right value. Resolves to the updated record, or undefined for an unknown id. A write
+ * conflict runs the transaction again (changeSales), then fails with WriteConflict.
  */
-export async function undoImport(database: Database, id: number, signal?: AbortSignal): Promise<ImportRecord | undefined> {
+export async function undoImport(
+  database: Database,
+  id: number,
+  options: Pick<ChangeOptions, 'signal' | 'log' | 'onAttempt'> = {},
+): Promise<ImportRecord | undefined> {
   // Answered at once when there is nothing to undo, rather than after waiting for the write lock
   // (checked again inside the transaction).
   const current = await findImportById(database.db, id);
   if (!current) return undefined;
   refuseUndo(current);
   return serializedWrites(database, 'undo', () =>
-    database.writer.connection().execute((conn) => changeSales(database, conn, (trx) => revert(trx, database, id), signal)),
+    database.writer
+      .connection()
+      .execute((conn) => changeSales(database, conn, (trx) => revert(trx, database, id), { ...options, context: { undoOf: id } })),
   );
 }
 

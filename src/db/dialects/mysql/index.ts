@@ -171,6 +171,17 @@ class MysqlDialect implements Dialect {
     return (error as { code?: unknown }).code === 'ER_DUP_ENTRY';
   }
 
+  /**
+   * 1213 ER_LOCK_DEADLOCK: a deadlock, or on Galera a certification failure or a brute-force
+   * abort by a replicated write; InnoDB has rolled the whole transaction back. 1205
+   * ER_LOCK_WAIT_TIMEOUT too: InnoDB undoes only the statement (innodb_rollback_on_timeout=OFF,
+   * the default), but changeSales runs again only after Kysely's ROLLBACK of the whole transaction.
+   */
+  conflictCode(error: unknown): string | undefined {
+    const code = (error as { code?: unknown } | null)?.code;
+    return code === 'ER_LOCK_DEADLOCK' ? '1213' : code === 'ER_LOCK_WAIT_TIMEOUT' ? '1205' : undefined;
+  }
+
   withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
     // On a Galera cluster, every change to sales streams its transaction in fragments (galera.ts).
     const change = this.pools.galera ? (hold: WriteLockHold) => withStreamingReplication(conn, () => work(hold)) : work;

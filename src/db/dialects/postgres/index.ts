@@ -162,6 +162,16 @@ class PostgresDialect implements Dialect {
     return (error as { code?: unknown } | null)?.code === '23505';
   }
 
+  /**
+   * 40P01 deadlock_detected (the server rolls the transaction back) and 40001
+   * serialization_failure (a REPEATABLE READ or SERIALIZABLE transaction, none of Zinc's writes
+   * today); the transaction is aborted, and ROLLBACK ends it.
+   */
+  conflictCode(error: unknown): string | undefined {
+    const code = (error as { code?: unknown } | null)?.code;
+    return code === '40P01' || code === '40001' ? code : undefined;
+  }
+
   withWriteLock<T>(conn: DB, work: (hold: WriteLockHold) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withWriteLock(conn, work, signal);
   }

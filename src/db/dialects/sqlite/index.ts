@@ -158,6 +158,16 @@ class SqliteDialect implements Dialect {
     return (error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE';
   }
 
+  /**
+   * None can happen inside a change: its transaction takes the write lock at BEGIN IMMEDIATE
+   * (begin-immediate.ts, which waits for it), so no statement in it meets another writer
+   * (SQLITE_BUSY), nor can a snapshot it read go stale before it writes (SQLITE_BUSY_SNAPSHOT is
+   * for a read transaction that upgrades to a write), and a WAL COMMIT waits for no reader.
+   */
+  conflictCode(_error: unknown): string | undefined {
+    return undefined;
+  }
+
   /** The transaction takes the database's own lock at BEGIN (beginImmediate): nothing more to hold. */
   withWriteLock<T>(_conn: DB, work: (hold: WriteLockHold) => Promise<T>): Promise<T> {
     return work(HELD_BY_CONNECTION);
