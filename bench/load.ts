@@ -1,5 +1,6 @@
 /**
  * npm run bench:load -- [--duration 20] [--db sqlite|mysql|postgres] [--mysql-url mysql://root@127.0.0.1:3306]
+ *                       [--read-mysql-url mysql://root@127.0.0.1:3323]
  *                       [--postgres-url postgres://postgres@127.0.0.1:5432] [--readers 8] [--files 6] [--orders 2000] [--seed 7]
  *
  * Load with consistency, on loopback, for a bounded time. A real server (dist/src/cli.js serve, a
@@ -11,6 +12,10 @@
  * half-file state, no mix of two), there must be no 5xx at all, and the final answer must equal
  * the final state. Prints requests served, errors and latency percentiles; exits 1 on any
  * inconsistency, 5xx or failed write.
+ *
+ * With --read-mysql-url (another node of the same cluster: Galera), a second server reads the
+ * same database through that node while the writer imports through the first: the readers ask
+ * the second, so every answer is checked across nodes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,6 +35,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     db: { type: 'string', default: 'sqlite' },
     'mysql-url': { type: 'string', default: process.env.ZINC_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306' },
+    'read-mysql-url': { type: 'string' },
     'postgres-url': { type: 'string', default: process.env.ZINC_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432' },
     readers: { type: 'string', default: '8' },
     files: { type: 'string', default: '6' },
@@ -220,6 +226,7 @@ async function main(): Promise<number> {
   const salesDir = path.join(dir, 'sales');
   mkdirSync(salesDir);
   let databaseUrl = `sqlite:${path.join(dir, 'zinc.sqlite')}`;
+  let readDatabaseUrl: string | undefined;
   let dropDatabase = async () => {};
   if (values.db === 'mysql') {
     const name = `zinc_load_${randomBytes(4).toString('hex')}`;
@@ -228,6 +235,7 @@ async function main(): Promise<number> {
     await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
     await admin.end();
     databaseUrl = `${serverUrl}/${name}`;
+    if (values['read-mysql-url']) readDatabaseUrl = `${values['read-mysql-url'].replace(/\/+$/, '')}/${name}`;
     dropDatabase = async () => {
       const conn = await createConnection(serverUrl);
       await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
@@ -254,9 +262,13 @@ async function main(): Promise<number> {
   );
 
   const server = await startServer(databaseUrl, salesDir);
+  // Readers ask a second server on another node when one is named, else the writer's.
+  const readServer = readDatabaseUrl ? await startServer(readDatabaseUrl, salesDir) : server;
+  if (readDatabaseUrl) console.log(`  writer through ${databaseUrl.replace(/\/[^/]*$/, '')}, readers through ${readDatabaseUrl.replace(/\/[^/]*$/, '')}`);
   const guard = setTimeout(() => {
     console.error('bench:load: still running 120 s past its duration; giving up');
     server.child.kill('SIGKILL');
+    readServer.child.kill('SIGKILL');
     process.exit(1);
   }, DURATION_MS + 120_000);
   guard.unref();
@@ -269,7 +281,7 @@ async function main(): Promise<number> {
   let written: WriterResult | undefined;
   let writerError: Error | undefined;
   try {
-    const readersDone = Promise.all(Array.from({ length: READERS }, (_, i) => reader(server.base, until, i, reads, seen)));
+    const readersDone = Promise.all(Array.from({ length: READERS }, (_, i) => reader(readServer.base, until, i, reads, seen)));
     written = await writer(server.base, salesDir, files, until, writes).catch((error: Error) => {
       writerError = error;
       return undefined;
@@ -284,12 +296,17 @@ async function main(): Promise<number> {
   let finalProblem: string | undefined;
   if (written) {
     const expected = stateOf(written.active);
-    const res = await fetch(`${server.base}/api/metrics/revenue`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
-    const body = (await res.json()) as { total_revenue: string; sale_count: number; order_count: number };
-    if (body.total_revenue !== expected.total || body.sale_count !== expected.sales || body.order_count !== expected.orders) {
-      finalProblem = `final answer ${JSON.stringify(body)} is not the final state ${JSON.stringify(expected)}`;
+    // The reading server learns of the writer's last change within its cache's staleness bound (1 s).
+    if (readServer !== server) await new Promise((resolve) => setTimeout(resolve, 1500));
+    for (const s of new Set([server, readServer])) {
+      const res = await fetch(`${s.base}/api/metrics/revenue`, { headers: { authorization: `Bearer ${READ_TOKEN}` } });
+      const body = (await res.json()) as { total_revenue: string; sale_count: number; order_count: number };
+      if (body.total_revenue !== expected.total || body.sale_count !== expected.sales || body.order_count !== expected.orders) {
+        finalProblem = `final answer ${JSON.stringify(body)} is not the final state ${JSON.stringify(expected)}`;
+      }
     }
   }
+  if (readServer !== server) await stopServer(readServer.child);
   await stopServer(server.child);
   await dropDatabase();
   rmSync(dir, { recursive: true, force: true });

@@ -601,6 +601,8 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
       expect(result.error).toBeUndefined();
       await sql`INSERT INTO imported_files (filename, sha256, size_bytes, imported_at, num_rows, status, errors, warnings, on_error)
         VALUES ('old.csv', ${'a'.repeat(64)}, 1, '2024-01-01 00:00:00.000', 4, 'success', '[]', '[]', 'fail')`.execute(database.writer);
+      // Its id as generated (a Galera node steps ids by the cluster's size, from its own offset).
+      const { id: fileId } = await database.db.selectFrom('imported_files').select('id').executeTakeFirstOrThrow();
       // As the database's money column takes it (DECIMAL text, or integer cents).
       const money = (v: string) => dialectModule(kind).centsToDb(decimalToCents(v));
       for (const [date, order, product, amount] of [
@@ -612,7 +614,7 @@ describe.each(DIALECTS)('the rollup migration on %s', (kind) => {
         ['2024-03-04', 'D', 'P-2', '1.00'],
       ] as const) {
         await sql`INSERT INTO sales (date, order_id, product_id, amount_sgd, imported_file_id, source_line)
-          VALUES (${date}, ${order}, ${product}, ${money(amount)}, 1, 2)`.execute(database.writer);
+          VALUES (${date}, ${order}, ${product}, ${money(amount)}, ${fileId}, 2)`.execute(database.writer);
       }
       expect(await migrateToLatest(database.writer)).toEqual([
         '2026-11-25T0200-revenue-rollups',
