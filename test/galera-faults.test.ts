@@ -285,7 +285,7 @@ describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('imports on a Galera cl
     }
   }, 240_000);
 
-  it('when two instances on nodes 1 and 3 import overlapping files at once, then both exit 0, each identity is stored once with the later import\'s values, and the rollups equal a rebuild on every node', async () => {
+  it('when two instances on nodes 1 and 3 import overlapping files at once, then both exit 0, each identity is stored once, the totals are those of one whole order of the two imports, and the rollups equal a rebuild on every node', async () => {
     const { cluster, name } = await freshDatabase();
     const rows = Math.max(3_000, Math.round(ROWS / 3));
     const [dirA, dirB] = [path.join(work, 'overlap-a'), path.join(work, 'overlap-b')];
