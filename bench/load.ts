@@ -20,13 +20,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createConnection } from 'mysql2/promise';
 import { generateFiles, inconsistencies, newSeen, QUESTIONS, stateOf, type SalesFile, type Seen, type State } from './consistency.js';
+import { freePort } from './fleet.js';
 import { postgresAdmin } from './postgres-admin.js';
 import { prng } from './sales-generator.js';
 
@@ -57,13 +57,6 @@ const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/c
 // The server
 // ---------------------------------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function startServer(databaseUrl: string, salesDir: string): Promise<{ child: ChildProcess; base: string; output: () => string }> {
   const port = await freePort();

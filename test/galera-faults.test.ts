@@ -8,11 +8,13 @@ import { createConnection, type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
 import type { DatabaseConfig } from '../src/config.js';
+import { formatCents } from '../src/money.js';
 import type { Database } from '../src/db/database.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
 import { createGaleraDatabase, galera, GALERA_SCRIPT, GALERA_URLS, type GaleraDatabase } from './support/galera.js';
 import { expectRollupsMatchRebuild, rollupSnapshot } from './support/rollups.js';
+import { waitFor } from './support/wait.js';
 
 /**
  * Node failures during imports on a MariaDB Galera cluster (ZINC_TEST_GALERA_URLS, three nodes,
@@ -90,21 +92,11 @@ async function records(n: number, db: string) {
   }
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** Resolves once node `n` shows a `processing` record (the CLI migrated, claimed the file and began loading). */
 const processingOn = (n: number, db: string) =>
   waitFor(async () => (await records(n, db)).find((r) => r.status === 'processing'), 60_000, 'a processing record');
 
-const fmt = (c: bigint) => `${c < 0n ? '-' : ''}${(c < 0n ? -c : c) / 100n}.${String((c < 0n ? -c : c) % 100n).padStart(2, '0')}`;
 
 describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('imports on a Galera cluster losing a node', () => {
   let work: string;
@@ -203,7 +195,7 @@ describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('imports on a Galera cl
       console.info(
         `galera faults: node 2 killed ${killedAt} ms into a ${ROWS}-row import through node 1: ${outcome} at ${importedMs} ms; ` +
           `a read on node 3 during the stall took ${node3ReadMs} ms; node 2 back (Synced) ${restartMs} ms after start 2 and equal to node 1 ${recoveredMs} ms after the kill, ` +
-          `with ${onNode2.count} rows of ${ROWS} expected, sum ${fmt(onNode2.total)} of ${fmt(bigTotal)}`,
+          `with ${onNode2.count} rows of ${ROWS} expected, sum ${formatCents(onNode2.total)} of ${formatCents(bigTotal)}`,
       );
     } finally {
       importer.kill('SIGKILL');
@@ -301,7 +293,7 @@ describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('imports on a Galera cl
     const linesA = parse(fileA);
     const repeated = linesA.filter((_, i) => i % 2 === 0).map(([date, order, product, amount]) => {
       const c = cents(amount!) + 1_234n;
-      return [date!, order!, product!, fmt(c === 0n ? 1n : c)];
+      return [date!, order!, product!, formatCents(c === 0n ? 1n : c)];
     });
     const linesB = [...repeated, ...parse(fresh)];
     writeFileSync(path.join(dirB, 'b.csv'), `date,order_id,product_id,amount_sgd\n${linesB.map((l) => l.join(',')).join('\n')}\n`);
@@ -335,7 +327,7 @@ describe.runIf(GALERA_URLS.length >= 3 && GALERA_SCRIPT)('imports on a Galera cl
     console.info(
       `galera faults: a.csv (${linesA.length} rows) through node 1 and b.csv (${linesB.length} rows, ${repeated.length} of them A's identities with other amounts) ` +
         `through node 3 at once: both exited 0 in ${tookMs} ms; ${onNodes[0]!.count} identities stored once each on every node, totals as ${order} ` +
-        `(A then B: ${aThenB.count} rows, ${fmt(aThenB.total)}; B then A: ${fmt(bThenA.total)})`,
+        `(A then B: ${aThenB.count} rows, ${formatCents(aThenB.total)}; B then A: ${formatCents(bThenA.total)})`,
     );
   }, 240_000);
 });

@@ -1,14 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../bench/fleet.js';
 import { generateSalesCsv } from '../bench/sales-generator.js';
 import { type Database } from '../src/db/database.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { createTestDatabase, DIALECTS, type TestDatabase } from './support/databases.js';
+import { waitFor } from './support/wait.js';
 
 // Real processes, real signals: the built CLI (npm test builds it first) importing a file large
 // enough to be caught in the middle.
@@ -47,23 +48,7 @@ function startCli(args: string[], env: Record<string, string>): ChildProcess & {
   return Object.assign(child, { output: () => output });
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function processingRecord(database: Database) {
   const row = await database.db.selectFrom('imported_files').selectAll().where('status', '=', 'processing').executeTakeFirst();

@@ -2,6 +2,7 @@ import { MysqlAdapter, MysqlDialect as KyselyMysqlDialect, sql, type MigrationLo
 import type { AnyDB, DB, FileClaims, WriteLockHold } from '../../database.js';
 import { holdOnOwnConnection, whileHolding } from '../shared.js';
 import { LeaseLocks, leaseTuning, MIGRATE } from './leases.js';
+import { isGalera } from './galera.js';
 
 /**
  * Zinc's locks on MySQL and MariaDB — the writer lock, per-file claims, a process's claim on
@@ -65,7 +66,7 @@ export class MysqlLocks {
 
   /** Whether this database's locks are leases: a Galera node (asked once, at the first lock). */
   private usesLeases(db: AnyDB): Promise<boolean> {
-    this.mode ??= isGaleraNode(db).then(
+    this.mode ??= isGalera(db).then(
       (galera) => {
         this.leases.onGalera = galera;
         return galera || leaseTuning.always;
@@ -81,15 +82,6 @@ export class MysqlLocks {
 
 /** As long as Kysely's own migration lock waits. */
 const MIGRATION_WAIT_MS = 60 * 60 * 1000;
-
-/**
- * `wsrep_on` exists only on a server built with wsrep (MariaDB, Percona XtraDB Cluster), and is
- * ON only on a cluster node. MySQL 8 has no such variable: SHOW answers no row, not an error.
- */
-async function isGaleraNode(db: AnyDB): Promise<boolean> {
-  const { rows } = await sql<{ Value: string }>`SHOW GLOBAL VARIABLES LIKE 'wsrep_on'`.execute(db);
-  return rows[0]?.Value?.toUpperCase() === 'ON';
-}
 
 /*
  * Named locks (GET_LOCK): held by a connection, dropped by the server when that connection dies,
