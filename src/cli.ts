@@ -8,6 +8,7 @@ import { importFolder, recoverInterruptedImports, type FolderResult, type OnErro
 import { progressReporter } from './imports/progress-reporter.js';
 import { createLogger } from './log.js';
 import { closeOnSignals, startServer } from './server.js';
+import { openApiDocument } from './http/openapi-document.js';
 
 const USAGE = `Usage: zinc <command>
 
@@ -17,6 +18,7 @@ Commands:
   backup [FILE]                  write a consistent copy of the database (SQLite file or SQL dump)
   import [DIR] [--on-error skip] import every new *.csv in DIR (default: SALES_DIR)
   demo                           import the sample files, then serve (the first-run path)
+  openapi                        print the HTTP API's OpenAPI document (JSON), as /docs/json serves it
 
 Configuration comes from the environment: DATABASE_URL, SALES_DIR, HOST, PORT, LOG_LEVEL,
 API_TOKEN, METRICS_TOKEN, SHUTDOWN_DRAIN_MS, SHUTDOWN_TIMEOUT_MS (see README.md).`;
@@ -56,6 +58,9 @@ async function main(argv: string[]): Promise<number> {
       if (status !== 0) return status;
       return serve(config, true);
     }
+    case 'openapi':
+      console.log(JSON.stringify(await openApiDocument(), null, 2));
+      return 0;
     default:
       console.error(`zinc: unknown command "${command}"\n\n${USAGE}`);
       return 2;
