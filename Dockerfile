@@ -26,40 +26,72 @@ RUN npm ci --no-audit --no-fund
 
 COPY tsconfig*.json ./
 COPY src/ ./src/
-# The dashboard's sources: `npm run build` bundles them (Vite) into web/dist, served at /.
+# The dashboard's sources: `npm run build` bundles them (Vite) into web/dist, served at /, with the
+# typed API client (client/) it imports.
+COPY client/ ./client/
 COPY web/ ./web/
-# Build, drop dev dependencies, then drop better-sqlite3's compile leftovers (SQLite sources,
-# object files, static lib: ~25 MB); only build/Release/better_sqlite3.node is loaded at run time.
+# Build, drop dev dependencies, then what Node never loads: better-sqlite3's compile leftovers
+# (SQLite sources, object files, static lib: ~25 MB; only build/Release/better_sqlite3.node is
+# loaded) and, in every package, TypeScript sources and declarations, source maps and Markdown
+# other than licences (~22 MB). Last, every production dependency must still import.
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && cd node_modules/better-sqlite3 \
  && mv build/Release/better_sqlite3.node /tmp/ \
  && rm -rf build deps src \
  && mkdir -p build/Release \
- && mv /tmp/better_sqlite3.node build/Release/
+ && mv /tmp/better_sqlite3.node build/Release/ \
+ && cd /app \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
+      -o -name '*.tsbuildinfo' -o \( -iname '*.md' ! -iname 'licen[cs]e*' \) \) -delete \
+ && find node_modules -depth -type d -empty -delete \
+ && node --input-type=module -e "import fs from 'node:fs'; \
+      for (const d of Object.keys(JSON.parse(fs.readFileSync('package.json')).dependencies)) await import(d);"
 
 # Sample sales files (the default SALES_DIR); last, so editing them does not rebuild the app.
 COPY static/ ./static/
 
-############################ runtime ############################
-FROM node:22-bookworm-slim
-
-# tini as PID 1: forwards SIGTERM to node (which then closes the server and the database and
-# exits 0) and reaps zombies. mariadb-client gives `zinc backup` its dump tool on MySQL.
+###################### mariadb-dump (for `zinc backup`) ######################
+# mariadb-client brings Perl and ~110 MB; `zinc backup` on MySQL runs only mariadb-dump, which
+# needs libssl3, zlib and libc.
+FROM node:22-bookworm-slim AS mariadb-client
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini mariadb-client \
+ && apt-get install -y --no-install-recommends mariadb-client \
  && rm -rf /var/lib/apt/lists/*
 
-ENV NODE_ENV=production
+############################ runtime base ############################
+# The node image minus what only builds need: npm, npx, corepack, yarn and the C headers (~32 MB).
+# Deleting files in a layer does not shrink an image, so the final stage starts FROM scratch with
+# this stage's whole file system as one layer.
+FROM node:22-bookworm-slim AS runtime-base
+COPY --from=mariadb-client /usr/bin/mariadb-dump /usr/bin/mariadb-dump
+# tini as PID 1: forwards SIGTERM to node (which then closes the server and the database and
+# exits 0) and reaps zombies.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini libssl3 zlib1g \
+ && rm -rf /var/lib/apt/lists/* \
+ && ln -s mariadb-dump /usr/bin/mysqldump \
+ && mariadb-dump --version \
+ && rm -rf /usr/local/lib/node_modules /usr/local/include /opt/yarn-* /tmp/* \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /usr/local/bin/yarn /usr/local/bin/yarnpkg \
+ && node --version \
+ && mkdir -p /app/data \
+ && chown node:node /app/data
+
+############################ runtime ############################
+FROM scratch
+COPY --from=runtime-base / /
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    NODE_ENV=production
 WORKDIR /app
 
-# Application files stay owned by root (read-only for the app user); only /app/data is writable.
+# Application files stay owned by root (read-only for the app user); only /app/data (made in
+# runtime-base) is writable.
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/web/dist ./web/dist
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/static ./static
-RUN mkdir -p /app/data && chown node:node /app/data
 
 USER node
 EXPOSE 8000

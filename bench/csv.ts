@@ -1,5 +1,5 @@
 /**
- * npm run bench:csv -- --rows 1000000 --runs 3 --shape chronological
+ * npm run bench:csv -- --rows 1000000 --runs 3 --shape chronological [--delimiter comma|semicolon|tab] [--decimal-comma]
  *
  * Reads the same generated sales CSV, in one run, with:
  * - Zinc's general reader alone (readCsv: every record as a field array),
@@ -10,14 +10,15 @@
  * - a tight hand splitter with the same validation and no quoting, hashing or batching: the ceiling.
  * Each figure is the best of `--runs` timed runs after a warm-up run, so that JIT warm-up and a
  * busy neighbour on the machine weigh as little as possible; the median and the first (cold) run
- * are shown beside it.
+ * are shown beside it. `--delimiter` writes the file semicolon- or tab-separated (and
+ * `--decimal-comma` its amounts as `12,50`); every reader is told the delimiter.
  */
 import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse';
-import { parseAmountCents } from '../src/money.js';
+import { parseAmountCents, parseDecimalCommaCents } from '../src/money.js';
 import { readCsv } from '../src/imports/csv-reader.js';
 import { checkDate, readHeader, validateRecord, type HeaderLayout } from '../src/imports/sales-row.js';
 import { streamRows } from '../src/imports/sales-stream.js';
@@ -29,8 +30,16 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     // A shop's export, the files the import is tuned for.
     shape: { type: 'string', default: 'chronological' },
+    delimiter: { type: 'string', default: 'comma' },
+    'decimal-comma': { type: 'boolean', default: false },
   },
 });
+const DELIMITERS = { comma: ',', semicolon: ';', tab: '\t' } as const;
+if (!(values.delimiter in DELIMITERS)) throw new Error('--delimiter must be comma, semicolon or tab');
+const sep = DELIMITERS[values.delimiter as keyof typeof DELIMITERS];
+const decimalComma = values['decimal-comma'];
+if (decimalComma && sep === ',') throw new Error('--decimal-comma needs --delimiter semicolon or tab');
+const amountOf = decimalComma ? parseDecimalCommaCents : parseAmountCents;
 const rows = Number(values.rows);
 const runs = Math.max(1, Number(values.runs));
 const shape = values.shape;
@@ -75,9 +84,9 @@ async function handSplitter(file: string): Promise<number> {
         header = false;
         continue;
       }
-      const a = text.indexOf(',', pos);
-      const b = text.indexOf(',', a + 1);
-      const c = text.indexOf(',', b + 1);
+      const a = text.indexOf(sep, pos);
+      const b = text.indexOf(sep, a + 1);
+      const c = text.indexOf(sep, b + 1);
       if (a === -1 || c === -1 || c > lf) continue;
       const ok =
         checkDate(text.slice(pos, a)) === null &&
@@ -85,7 +94,7 @@ async function handSplitter(file: string): Promise<number> {
         b - a <= 65 &&
         c - b > 1 &&
         c - b <= 65 &&
-        typeof parseAmountCents(text, c + 1, text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf) === 'number';
+        typeof amountOf(text, c + 1, text.charCodeAt(lf - 1) === 13 ? lf - 1 : lf) === 'number';
       if (ok) {
         text.slice(a + 1, b);
         text.slice(b + 1, c);
@@ -103,23 +112,24 @@ try {
   console.log(
     `machine: ${cpus().length} cores × ${cpus()[0]?.model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, node ${process.version}`,
   );
-  await generateSalesCsv(file, { rows, shape });
+  await generateSalesCsv(file, { rows, shape, delimiter: sep, decimalComma });
   const mib = statSync(file).size / 2 ** 20;
   console.log(
-    `file: ${rows.toLocaleString('en')} rows, ${mib.toFixed(1)} MiB, ${shape} shape; best of ${runs} runs after a warm-up`,
+    `file: ${rows.toLocaleString('en')} rows, ${mib.toFixed(1)} MiB, ${shape} shape, ${values.delimiter}-separated` +
+      `${decimalComma ? ', decimal commas' : ''}; best of ${runs} runs after a warm-up`,
   );
 
   const reader = await timed('general reader alone (readCsv)', rows, async () => {
     let n = 0;
-    for await (const records of readCsv(createReadStream(file, { highWaterMark: CHUNK }))) n += records.length;
+    for await (const records of readCsv(createReadStream(file, { highWaterMark: CHUNK }), undefined, sep)) n += records.length;
     return n - 1;
   });
   const general = await timed('general reader + validateRecord', rows, async () => {
     let n = 0;
     let layout: HeaderLayout | undefined;
-    for await (const records of readCsv(createReadStream(file, { highWaterMark: CHUNK }))) {
+    for await (const records of readCsv(createReadStream(file, { highWaterMark: CHUNK }), undefined, sep)) {
       for (const record of records) {
-        if (!layout) layout = readHeader(record);
+        if (!layout) layout = readHeader(record, { delimiter: sep });
         else if (!Array.isArray(validateRecord(record, layout))) n++;
       }
     }
@@ -142,7 +152,7 @@ try {
   });
   const baseline = await timed('csv-parse (baseline)', rows, async () => {
     let n = 0;
-    for await (const _record of createReadStream(file).pipe(parse())) n++;
+    for await (const _record of createReadStream(file).pipe(parse({ delimiter: sep }))) n++;
     return n - 1;
   });
   const ceiling = await timed('hand splitter + validation (ceiling)', rows, () => handSplitter(file));

@@ -61,6 +61,9 @@ export interface GenerateOptions {
   shape?: SalesShape;
   /** Overrides the shape's product count. */
   products?: number;
+  /** Field delimiter (default `,`); with `;` or tab, `decimalComma` writes amounts as `12,50`. */
+  delimiter?: ',' | ';' | '\t';
+  decimalComma?: boolean;
 }
 
 const DAY_MS = 86_400_000;
@@ -96,7 +99,9 @@ export async function generateSalesCsv(file: string, options: GenerateOptions): 
 
   const random = prng(options.seed ?? 42);
   const out = createWriteStream(file, { highWaterMark: 1 << 20 });
-  out.write('date,order_id,product_id,amount_sgd\n');
+  const sep = options.delimiter ?? ',';
+  const money = options.decimalComma ? (cents: number) => amount(cents).replace('.', ',') : amount;
+  out.write(['date', 'order_id', 'product_id', 'amount_sgd'].join(sep) + '\n');
   let written = 0;
   let order = options.firstOrder ?? 1;
   let totalCents = 0n;
@@ -125,7 +130,7 @@ export async function generateSalesCsv(file: string, options: GenerateOptions): 
       let cents = 50 + Math.floor(random() * 99_950);
       if (random() < 0.02) cents = -cents;
       totalCents += BigInt(cents);
-      chunk += `${date},${id},${productId(p)},${amount(cents)}\n`;
+      chunk += `${date}${sep}${id}${sep}${productId(p)}${sep}${money(cents)}\n`;
     }
     written += lines;
     if (chunk.length > 1 << 16) {

@@ -4,12 +4,17 @@
 // enabled service's depends_on must name a defined service that the same selection enables
 // (else Compose refuses the project, or starts a service without what it needs), and a
 // `condition: service_healthy` must wait on a service with a healthcheck (else it waits forever).
+// Also, whatever the profile: every bind mount's host path (`./ops/alerts.yml:/etc/...`) exists,
+// relative to the Compose file's folder (else Docker creates an empty directory in its place and
+// the service starts without its configuration).
 //
-//   npx yaml@2.9.1 --json --merge --single < docker-compose.yml | node scripts/compose-profiles.mjs
+//   npx yaml@2.9.1 --json --merge --single < docker-compose.yml | node scripts/compose-profiles.mjs [DIR]
 //
-// Reads the file as JSON on stdin (no ${...} interpolation needed); prints one summary line and
-// exits 0, or prints each problem and exits 1. Used by scripts/validate-static.sh.
-import { readFileSync } from 'node:fs';
+// Reads the file as JSON on stdin (no ${...} interpolation needed); DIR is the Compose file's
+// folder (default: the current one); prints one summary line and exits 0, or prints each problem
+// and exits 1. Used by scripts/validate-static.sh.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 
 const compose = JSON.parse(readFileSync(0, 'utf8'));
 const services = compose?.services ?? {};
@@ -61,8 +66,28 @@ for (const { label, profiles, targets } of selections) {
   }
 }
 
+// Bind mounts: the short form's host side when it is a path (named volumes are plain names), or
+// the long form's source when its type is bind.
+const composeDir = process.argv[2] ?? '.';
+let mounts = 0;
+for (const name of names) {
+  for (const volume of services[name]?.volumes ?? []) {
+    const source =
+      typeof volume === 'string'
+        ? /^[.~/]/.test(volume) ? volume.split(':')[0] : undefined
+        : volume?.type === 'bind' ? volume.source : undefined;
+    if (source === undefined) continue;
+    mounts += 1;
+    if (source.startsWith('~') || source.includes('${')) continue;
+    if (!existsSync(path.resolve(composeDir, source))) problems.push(`${name} mounts ${source}, which does not exist`);
+  }
+}
+
 if (problems.length > 0) {
   for (const p of problems) console.log(p);
   process.exit(1);
 }
-console.log(`dependencies enabled and health-checked in ${selections.length} selections: ${selections.map((s) => s.label).join('; ')}`);
+console.log(
+  `dependencies enabled and health-checked in ${selections.length} selections: ${selections.map((s) => s.label).join('; ')}; ` +
+    `${mounts} bind mounts present`,
+);

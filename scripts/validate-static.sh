@@ -24,7 +24,11 @@
 #                          file exists, every manifest in the folder is listed (*.example.yaml
 #                          never); plus, when kubectl is installed, `kubectl kustomize` renders
 #                          the folder and the rendered objects pass the same check
-#   ops/*.yml              yaml: well-formed YAML (+ `promtool check config` when promtool exists)
+#   ops/*.yml              yaml: well-formed YAML, + when promtool exists: `promtool check config`
+#                          (prometheus*.yml, its rule files too), `check rules` (alerts*.yml) and
+#                          `test rules` (*.test.yml: the alerts' unit tests)
+#   ops/grafana/**         YAML (provisioning) and JSON (dashboards) well-formed; that every metric
+#                          the rules and dashboards name is exported: test/ops-metrics.test.ts
 #   scripts/**.sh .ci/run  bash -n, plus shellcheck when it is installed
 #   src/ bench/            no import cycle (`npm run check:cycles`, dpdm): a cycle makes one module
 #                          run while another is half-initialised. It counts imports that remain in
@@ -32,11 +36,20 @@
 #                          tsc, cannot change load order, and are not counted: cycles through them
 #                          are printed as NOTE lines, without failing. Fails also when dpdm could not
 #                          resolve a relative import (an edge it would not see).
+#   the OpenAPI document   `node dist/src/cli.js openapi` (needs the build) written to
+#                          dist/openapi.json, then the pinned dev dependencies @redocly/cli
+#                          (redocly.yaml: `recommended`; .redocly.lint-ignore.yaml) and
+#                          @stoplight/spectral-cli (.spectral.yaml: `spectral:oas`): no error and
+#                          no warning from either. Neither phones home (telemetry and update
+#                          checks off)
+#   client/                the typed client's generated files (client/openapi.json, schema.ts,
+#                          parameters.ts) match the document the build serves: `npm run
+#                          check:client` regenerates them into a temporary folder and compares
 #
-#   bash scripts/validate-static.sh            # the files above, and the import cycles
+#   bash scripts/validate-static.sh            # the files above, the import cycles, the OpenAPI document
 #   bash scripts/validate-static.sh FILE...    # only these; the kind is taken from the name:
 #                                              # *compose*.y(a)ml, .github/workflows/*,
-#                                              # deploy/kubernetes/*, *.sh, other YAML
+#                                              # deploy/kubernetes/*, *.sh, other YAML, JSON
 #
 # Exits non-zero when any file fails. Prints one PASS/FAIL line per file and tool.
 set -uo pipefail
@@ -86,7 +99,7 @@ check_compose() {
     npx --yes "$DCLINT" "$f" --color=false --disable-rule "${DCLINT_DISABLED[@]}"
   # dclint has no notion of profiles: check each selection's dependencies (merge keys resolved).
   if json=$(npx --yes "$YAML" --json --merge --single <"$f" 2>&1) \
-    && out=$(node scripts/compose-profiles.mjs <<<"$json" 2>&1); then
+    && out=$(node scripts/compose-profiles.mjs "$(dirname "$f")" <<<"$json" 2>&1); then
     pass "$f: profiles: $out"
   else
     fail "$f: profiles (scripts/compose-profiles.mjs)"
@@ -110,10 +123,20 @@ check_workflow() {
 check_yaml() {
   local f=$1
   run_tool "$f: well-formed YAML ($YAML)" sh -c 'npx --yes "$1" valid < "$2"' sh "$YAML" "$f"
-  # Prometheus configs: the real check when promtool is there (Debian: package prometheus).
-  if [[ $(basename "$f") == prometheus*.yml ]] && command -v promtool >/dev/null; then
-    run_tool "$f: promtool check config" promtool check config "$f"
+  # Prometheus configs, rules and rule tests: the real checks when promtool is there (Debian:
+  # package prometheus; .ci/run installs it first).
+  if command -v promtool >/dev/null; then
+    case $(basename "$f") in
+      prometheus*.yml) run_tool "$f: promtool check config" promtool check config "$f" ;;
+      *.test.yml) run_tool "$f: promtool test rules" promtool test rules "$f" ;;
+      alerts*.yml) run_tool "$f: promtool check rules" promtool check rules "$f" ;;
+    esac
   fi
+}
+
+check_json() {
+  local f=$1
+  run_tool "$f: well-formed JSON" node -e 'JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"))' "$f"
 }
 
 # Which Kubernetes release, models and TypeScript the manifests are checked with (asked once).
@@ -158,6 +181,33 @@ check_shell() {
   fi
 }
 
+check_openapi() {
+  local doc=dist/openapi.json out redocly spectral
+  if [[ ! -f node_modules/@redocly/cli/package.json || ! -f node_modules/@stoplight/spectral-cli/package.json ]]; then
+    fail "OpenAPI document: @redocly/cli or @stoplight/spectral-cli is not installed (run npm ci)"
+    return
+  fi
+  redocly="@redocly/cli $(node -p "require('./node_modules/@redocly/cli/package.json').version")"
+  spectral="@stoplight/spectral-cli $(node -p "require('./node_modules/@stoplight/spectral-cli/package.json').version")"
+  if ! out=$(node dist/src/cli.js openapi 2>&1 >"$doc"); then
+    fail "OpenAPI document: node dist/src/cli.js openapi (run npm run build first)"
+    sed 's/^/      /' <<<"$out"
+    return
+  fi
+  # Redocly exits 0 on warnings: its totals decide. The ignored problems are listed, with their
+  # reasons, in .redocly.lint-ignore.yaml.
+  export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+  out=$(npx --no-install redocly lint --format=json "$doc" 2>/dev/null)
+  if node -e 'const t = JSON.parse(process.argv[1]).totals; process.exit(t.errors + t.warnings === 0 ? 0 : 1)' "$out" 2>/dev/null; then
+    pass "$doc: Redocly lint, recommended, no error or warning ($redocly)"
+  else
+    fail "$doc: Redocly lint, recommended, no error or warning ($redocly)"
+    npx --no-install redocly lint --format=stylish "$doc" 2>&1 | sed 's/^/      /'
+  fi
+  run_tool "$doc: Spectral lint, spectral:oas, no error or warning ($spectral)" \
+    npx --no-install spectral lint --fail-severity=warn --ruleset .spectral.yaml "$doc"
+}
+
 check_cycles() {
   local dpdm=node_modules/dpdm/package.json version out modules
   [[ -f $dpdm ]] || { fail "src/ bench/: import cycles: dpdm is not installed (run npm ci)"; return; }
@@ -182,10 +232,21 @@ check_cycles() {
   fi
 }
 
+check_client() {
+  local out
+  if out=$(node scripts/generate-client.mjs --check 2>&1); then
+    pass "client/: generated files match the served OpenAPI document (npm run check:client)"
+  else
+    fail "client/: generated files match the served OpenAPI document (npm run check:client)"
+    sed 's/^/      /' <<<"$out"
+  fi
+}
+
 if (($# > 0)); then
   files=("$@")
 else
-  files=(docker-compose.yml .github/workflows/*.yml .github/workflows/*.yaml deploy/kubernetes/*.yaml ops/*.yml scripts/*.sh scripts/*/*.sh .ci/run)
+  files=(docker-compose.yml .github/workflows/*.yml .github/workflows/*.yaml deploy/kubernetes/*.yaml ops/*.yml
+    ops/grafana/provisioning/*/*.yml ops/grafana/dashboards/*.json scripts/*.sh scripts/*/*.sh .ci/run)
 fi
 
 command -v npx >/dev/null || { echo "npx not found: install Node.js 20.19+ / npm" >&2; exit 2; }
@@ -200,11 +261,14 @@ for f in "${files[@]}"; do
     deploy/kubernetes/*.y*ml | */deploy/kubernetes/*.y*ml) check_kubernetes "$f" ;;
     *.sh | .ci/run) check_shell "$f" ;;
     *.yml | *.yaml) check_yaml "$f" ;;
+    *.json) check_json "$f" ;;
     *) fail "$f: unknown kind of file" ;;
   esac
 done
 ((checked > 0)) || fail "no files to check"
 (($# > 0)) || check_cycles
+(($# > 0)) || check_openapi
+(($# > 0)) || check_client
 
 echo
 if ((FAILED == 0)); then

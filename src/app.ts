@@ -9,7 +9,8 @@ import { ReadReplicas } from './db/read-replicas.js';
 import { registerAuth } from './http/auth.js';
 import { dashboardRoutes } from './http/dashboard.routes.js';
 import { BODY_LIMIT_BYTES, registerErrorHandler } from './http/error-handler.js';
-import { healthRoutes } from './http/health.routes.js';
+import { healthRoutes, readiness } from './http/health.routes.js';
+import { openApiOptions } from './http/openapi.js';
 import { registerRequestLog } from './http/request-log.js';
 import { declareRoutes, registerRoutePolicy } from './http/route-policy.js';
 import { registerRouteTemplate } from './http/route-template.js';
@@ -84,6 +85,7 @@ export async function buildApp({
   registerCacheInvalidation(app, metricsCache);
   const reads = openReplicas(app, config, database, metricsCache);
   telemetry.watchReplicas(reads);
+  telemetry.watchReadiness(() => readiness(database, lifecycle));
   // Changes committed outside a request (background imports) show at once on this instance too,
   // and its reads go where those changes are (read your writes).
   const stopListening = onSalesCommitted(database, () => {
@@ -98,27 +100,8 @@ export async function buildApp({
     await reads.close();
   });
 
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'Zinc',
-        version: '1.0.0',
-        description: 'Sales CSV import and exact revenue metrics. Money is a decimal string with two fraction digits.',
-      },
-      components: config.apiToken
-        ? {
-            securitySchemes: {
-              bearer: {
-                type: 'http',
-                scheme: 'bearer',
-                description: 'API_TOKEN for everything; API_READ_TOKEN (when set) for GET of metrics and import records only',
-              },
-            },
-          }
-        : {},
-      security: config.apiToken ? [{ bearer: [] }] : [],
-    },
-  });
+  // The document depends on no setting: every instance serves the same one (src/http/openapi.ts).
+  await app.register(swagger, openApiOptions());
   await app.register(async (docs) => {
     // Swagger UI's routes cannot declare a policy themselves: its pages are open, as pages.
     declareRoutes(docs, { access: 'open', page: true });

@@ -4,8 +4,11 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase, backupDatabase, defaultBackupPath } from './db/dialects/index.js';
 import { migrateDown, migrateToLatest, schemaStatus } from './db/migrator.js';
-import { importFolder, recoverInterruptedImports, type FolderResult, type OnError } from './imports/import.service.js';
+import { importFolder, recoverInterruptedImports, type FileOutcome, type FolderResult, type OnError } from './imports/import.service.js';
 import { progressReporter } from './imports/progress-reporter.js';
+import { ColumnAliasError, DELIMITER_CHOICES, importFormat, isDelimiterChoice, type CsvFormat } from './imports/csv-format.js';
+import { openSalesFolder } from './imports/sales-folder.js';
+import { DEFAULT_WATCH_SETTINGS, watchSalesFolder } from './imports/sales-watch.js';
 import { createLogger } from './log.js';
 import { closeOnSignals, startServer } from './server.js';
 import { openApiDocument } from './http/openapi-document.js';
@@ -17,17 +20,25 @@ Commands:
   migrate [status|latest|down]   show, apply every pending migration, or revert the newest one
   backup [FILE]                  write a consistent copy of the database (SQLite file or SQL dump)
   import [DIR] [--on-error skip] import every new *.csv in DIR (default: SALES_DIR)
+         [--delimiter auto|comma|semicolon|tab] [--columns "date=Order Date,amount_sgd=Total"]
+         [s3://bucket/prefix]    or under an S3 prefix (default: SALES_URL; AWS_* variables)
+  watch [DIR] [--on-error skip]  import each new *.csv in DIR once it stops changing, until stopped
   demo                           import the sample files, then serve (the first-run path)
   openapi                        print the HTTP API's OpenAPI document (JSON), as /docs/json serves it
 
 Configuration comes from the environment: DATABASE_URL, SALES_DIR, HOST, PORT, LOG_LEVEL,
-API_TOKEN, METRICS_TOKEN, SHUTDOWN_DRAIN_MS, SHUTDOWN_TIMEOUT_MS (see README.md).`;
+API_TOKEN, METRICS_TOKEN, SHUTDOWN_DRAIN_MS, SHUTDOWN_TIMEOUT_MS, WATCH_SETTLE_MS (see README.md).`;
 
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { 'on-error': { type: 'string', default: 'fail' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      'on-error': { type: 'string', default: 'fail' },
+      delimiter: { type: 'string', default: 'auto' },
+      columns: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   const [command, ...rest] = positionals;
   if (values.help || !command) {
@@ -49,8 +60,30 @@ async function main(argv: string[]): Promise<number> {
     case 'import': {
       const onError = values['on-error'];
       if (onError !== 'fail' && onError !== 'skip') throw new ConfigError('--on-error must be fail or skip');
+      // A folder or s3:// URL given here is what the run reads, whatever the environment says.
+      const target = rest[0];
+      const env = !target
+        ? process.env
+        : target.startsWith('s3://')
+          ? { ...process.env, SALES_URL: target, SALES_DIR: undefined }
+          : { ...process.env, SALES_DIR: target, SALES_URL: undefined };
+      const config = loadConfig(env);
+      const { delimiter, columns } = values;
+      if (!isDelimiterChoice(delimiter)) throw new ConfigError(`--delimiter must be ${DELIMITER_CHOICES.join(', ')} (got "${delimiter}")`);
+      let csv: CsvFormat;
+      try {
+        csv = importFormat(config.csvColumns, delimiter, columns);
+      } catch (error) {
+        if (error instanceof ColumnAliasError) throw new ConfigError(`--columns ${error.message}`);
+        throw error;
+      }
+      return runImport(config, onError, csv);
+    }
+    case 'watch': {
+      const onError = values['on-error'];
+      if (onError !== 'fail' && onError !== 'skip') throw new ConfigError('--on-error must be fail or skip');
       const env = rest[0] ? { ...process.env, SALES_DIR: rest[0] } : process.env;
-      return runImport(loadConfig(env), onError);
+      return runWatch(loadConfig(env), onError);
     }
     case 'demo': {
       const config = loadConfig();
@@ -116,7 +149,7 @@ async function migrate(config: Config, direction: string): Promise<number> {
   }
 }
 
-async function runImport(config: Config, onError: OnError): Promise<number> {
+async function runImport(config: Config, onError: OnError, csv = importFormat(config.csvColumns)): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const database = openDatabase(config.database);
   try {
@@ -127,15 +160,18 @@ async function runImport(config: Config, onError: OnError): Promise<number> {
     const onSignal = () => stop.abort();
     process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
     const progress = progressReporter();
-    const result = await importFolder(database, config.salesDir, {
+    const folder = await openSalesFolder(config);
+    const result = await importFolder(database, folder, {
       onError,
       log,
       signal: stop.signal,
       onProgress: progress.report,
       mysqlLoadMethod: config.mysqlLoadMethod,
-    }).finally(() => {
+      csv,
+    }).finally(async () => {
       progress.finish();
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      await folder.close?.();
     });
     printResult(result);
     return result.summary.failed > 0 ? 1 : 0;
@@ -144,20 +180,67 @@ async function runImport(config: Config, onError: OnError): Promise<number> {
   }
 }
 
+/**
+ * Watches the folder until SIGINT/SIGTERM, printing one line per file as `import` does. The
+ * signal rolls a running import back (its record says so; the next run takes the file again).
+ */
+async function runWatch(config: Config, onError: OnError): Promise<number> {
+  if (config.salesUrl) throw new ConfigError('zinc watch watches a local folder (DIR or SALES_DIR), not SALES_URL');
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const database = openDatabase(config.database);
+  try {
+    await migrateToLatest(database.writer);
+    await recoverInterruptedImports(database, log);
+    const stop = new AbortController();
+    const stopped = new Promise<void>((resolve) => {
+      const onSignal = () => {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+        resolve();
+      };
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    });
+    const progress = progressReporter();
+    const { settleMs, pollMs } = config.watch ?? DEFAULT_WATCH_SETTINGS;
+    const watching = await watchSalesFolder(database, config.salesDir, {
+      settleMs,
+      pollMs,
+      onError,
+      log,
+      signal: stop.signal,
+      onProgress: progress.report,
+      mysqlLoadMethod: config.mysqlLoadMethod,
+      csv: importFormat(config.csvColumns),
+      report: (outcome) => {
+        progress.finish();
+        console.log(outcomeLine(outcome));
+      },
+    });
+    console.error(`watching ${watching.dir}: each new *.csv is imported once unchanged for ${settleMs} ms; Ctrl-C stops`);
+    await stopped;
+    stop.abort();
+    await watching.stop();
+    progress.finish();
+    console.error('stopped watching');
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+/** One file's outcome as `import` and `watch` print it. */
+function outcomeLine(f: FileOutcome): string {
+  if (f.status === 'refused') return `${'failed'.padEnd(8)} ${f.filename} ${f.message}`;
+  const detail =
+    f.status === 'skipped'
+      ? f.message
+      : `${f.record.num_rows} rows${f.record.rows_rejected ? `, ${f.record.rows_rejected} rejected` : ''}` +
+        `${f.record.error_message && f.status === 'failed' ? `: ${f.record.error_message}` : ''}`;
+  return `${f.status.padEnd(8)} ${f.filename} (import ${f.record.id}) ${detail}`;
+}
+
 function printResult({ files, summary }: FolderResult): void {
   if (files.length === 0) console.log('no *.csv files found');
-  for (const f of files) {
-    if (f.status === 'refused') {
-      console.log(`${'failed'.padEnd(8)} ${f.filename} ${f.message}`);
-      continue;
-    }
-    const detail =
-      f.status === 'skipped'
-        ? f.message
-        : `${f.record.num_rows} rows${f.record.rows_rejected ? `, ${f.record.rows_rejected} rejected` : ''}` +
-          `${f.record.error_message && f.status === 'failed' ? `: ${f.record.error_message}` : ''}`;
-    console.log(`${f.status.padEnd(8)} ${f.filename} (import ${f.record.id}) ${detail}`);
-  }
+  for (const f of files) console.log(outcomeLine(f));
   console.log(
     `imported ${summary.imported}, partial ${summary.partial}, skipped ${summary.skipped}, failed ${summary.failed}; ${summary.rows} rows stored`,
   );

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { ColumnAliasError, parseColumnAliases, type ColumnAliases } from './imports/csv-format.js';
 
 /** One server of a database URL: `host` as written (an IPv6 address in brackets), and its port. */
 export interface ServerHost {
@@ -37,7 +38,10 @@ export interface Config {
   readonly replicas: readonly DatabaseConfig[];
   /** How far behind the primary a replica may be and still answer (see src/db/read-replicas.ts). */
   readonly replicaMaxLagMs: number;
+  /** The local sales folder; with `salesUrl` set it is not read (and need not exist). */
   readonly salesDir: string;
+  /** SALES_URL: the bucket and prefix folder imports read instead of `salesDir` (src/imports/s3-source.ts). */
+  readonly salesUrl?: S3SalesLocation | undefined;
   readonly host: string;
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -55,6 +59,8 @@ export interface Config {
   readonly maxUploadBytes: number;
   /** MySQL bulk path: LOAD DATA LOCAL INFILE when the server allows it (`auto`), or forced. */
   readonly mysqlLoadMethod: 'auto' | 'load-data' | 'insert';
+  /** Other header names for the required columns, for every import (CSV_COLUMNS); an import may add its own. */
+  readonly csvColumns?: ColumnAliases | undefined;
   /** How late this instance may notice another instance's import in cached metrics answers; 0: no answer cache. */
   readonly cacheMaxStaleMs: number;
   /** Bearer token that may only read (GET metrics and import records); needs apiToken. */
@@ -77,6 +83,27 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Which proxies' X-Forwarded-For to believe for the client address: none, all, or these addresses/CIDRs. */
   readonly trustProxy: boolean | readonly string[];
+  /**
+   * The watched folder (src/imports/sales-watch.ts): `serve` watches SALES_DIR when `serve`
+   * (SALES_WATCH=true); `zinc watch` always does. A file is imported once unchanged for
+   * `settleMs`; the folder is scanned every `pollMs`. Absent: not watched, the default pace.
+   */
+  readonly watch?: { readonly serve: boolean; readonly settleMs: number; readonly pollMs: number } | undefined;
+}
+
+/** A folder of sales files in S3-compatible object storage (AWS S3, MinIO, R2, …). */
+export interface S3SalesLocation {
+  /** `s3://bucket/prefix/` (the prefix always ends with `/` unless it is empty). */
+  readonly url: string;
+  readonly bucket: string;
+  /** Keys of the folder's files start with it: `''` or ending with `/`. */
+  readonly prefix: string;
+  /** AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: another store than AWS; unset: AWS itself. */
+  readonly endpoint?: string | undefined;
+  /** AWS_REGION; unset: the SDK's default chain (the profile), or us-east-1 when an endpoint is set. */
+  readonly region?: string | undefined;
+  /** Path-style addressing (`endpoint/bucket/key`), as MinIO and most self-hosted stores need. */
+  readonly forcePathStyle: boolean;
 }
 
 /** Start-up configuration is wrong; the message is one line naming the variable. */
@@ -265,17 +292,32 @@ const envSchema = z.object({
     .transform(Number)
     .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
     .default(5000),
+  // Unset: ./static/sales, checked in loadConfig unless SALES_URL is set.
   SALES_DIR: z
     .string()
-    .default('./static/sales')
+    .optional()
     .transform((value, ctx) => {
+      if (value === undefined) return undefined;
       const dir = path.resolve(value);
-      if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+      if (!isFolder(dir)) {
         ctx.addIssue({ code: 'custom', message: `folder ${dir} does not exist` });
         return z.NEVER;
       }
       return dir;
     }),
+  SALES_URL: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value === '') return undefined;
+      try {
+        return parseS3Url(value);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  S3_FORCE_PATH_STYLE: booleanSchema.optional(),
   HOST: z.string().min(1, 'must not be empty').default('0.0.0.0'),
   PORT: portSchema.default(8000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -287,6 +329,19 @@ const envSchema = z.object({
     .transform(Number)
     .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
     .default(2_000),
+  SALES_WATCH: booleanSchema.default(false),
+  WATCH_SETTLE_MS: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
+    .transform(Number)
+    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
+    .default(2_000),
+  WATCH_POLL_MS: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
+    .transform(Number)
+    .refine((n) => n >= 50 && n <= MAX_TIMER_MS, `must be between 50 and ${MAX_TIMER_MS}`)
+    .default(1_000),
   SHUTDOWN_TIMEOUT_MS: z
     .string()
     .regex(/^\d+$/, 'must be a whole number of milliseconds')
@@ -294,6 +349,18 @@ const envSchema = z.object({
     .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
     .default(10_000),
   MYSQL_LOAD_METHOD: z.enum(['auto', 'load-data', 'insert']).default('auto'),
+  CSV_COLUMNS: z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      try {
+        return parseColumnAliases(value);
+      } catch (error) {
+        if (!(error instanceof ColumnAliasError)) throw error;
+        ctx.addIssue({ code: 'custom', message: error.message });
+        return z.NEVER;
+      }
+    }),
   MAX_UPLOAD_BYTES: z
     .string()
     .regex(/^\d+$/, 'must be a whole number of bytes')
@@ -398,6 +465,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       );
     }
   }
+  const { salesDir, salesUrl } = salesLocation(env, e.SALES_DIR, e.SALES_URL, e.S3_FORCE_PATH_STYLE);
+  if (e.SALES_WATCH && salesUrl) {
+    throw new ConfigError('SALES_WATCH watches SALES_DIR, a local folder; it cannot watch SALES_URL (unset one of them)');
+  }
   const withPool = (database: DatabaseConfig) =>
     Object.freeze({ ...database, ...(e.DATABASE_POOL_SIZE === undefined ? {} : { poolSize: e.DATABASE_POOL_SIZE }) });
   return Object.freeze({
@@ -405,7 +476,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: withPool(e.DATABASE_URL),
     replicas: Object.freeze(e.DATABASE_REPLICA_URLS.map(withPool)),
     replicaMaxLagMs: e.REPLICA_MAX_LAG_MS,
-    salesDir: e.SALES_DIR,
+    salesDir,
+    salesUrl,
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
@@ -414,6 +486,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     mysqlLoadMethod: e.MYSQL_LOAD_METHOD,
+    csvColumns: e.CSV_COLUMNS,
     cacheMaxStaleMs: e.CACHE_MAX_STALE_MS,
     maxUploadBytes: e.MAX_UPLOAD_BYTES,
     apiReadToken: e.API_READ_TOKEN,
@@ -425,7 +498,78 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     corsOrigins: Object.freeze(e.CORS_ORIGINS),
     trustProxy: Array.isArray(e.TRUST_PROXY) ? Object.freeze(e.TRUST_PROXY) : e.TRUST_PROXY,
+    watch: Object.freeze({ serve: e.SALES_WATCH, settleMs: e.WATCH_SETTLE_MS, pollMs: e.WATCH_POLL_MS }),
   });
+}
+
+const DEFAULT_SALES_DIR = './static/sales';
+
+function isFolder(dir: string): boolean {
+  return existsSync(dir) && statSync(dir).isDirectory();
+}
+
+/**
+ * Parses `s3://bucket/prefix` into its bucket and prefix (taken literally, as the AWS CLI does;
+ * `/` appended: the prefix names a folder). Throws a plain message on anything else.
+ */
+export function parseS3Url(value: string): { url: string; bucket: string; prefix: string } {
+  const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/s.exec(value);
+  if (!match) throw new Error('must be an s3://bucket/prefix URL');
+  const [, bucket = '', rest = ''] = match;
+  if (bucket.includes('@') || bucket.includes(':')) {
+    throw new Error('must not carry credentials or a port: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and AWS_ENDPOINT_URL_S3 for another store');
+  }
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    throw new Error('must name a bucket of 3 to 63 lowercase letters, digits, dots and hyphens: s3://bucket/prefix');
+  }
+  const prefix = rest === '' || rest.endsWith('/') ? rest : `${rest}/`;
+  return { url: `s3://${bucket}/${prefix}`, bucket, prefix };
+}
+
+/** An http(s) URL and nothing else, or a plain message. */
+function checkEndpoint(name: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an http:// or https:// URL (got ${JSON.stringify(redactUrl(value))})`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${name} must be an http:// or https:// URL (got ${JSON.stringify(redactUrl(value))})`);
+  }
+  return value;
+}
+
+/**
+ * Where folder imports read: SALES_DIR (default ./static/sales, which must exist) or SALES_URL
+ * with the standard AWS variables beside it; setting both is a mistake worth stopping for.
+ */
+function salesLocation(
+  env: NodeJS.ProcessEnv,
+  dir: string | undefined,
+  bucket: { url: string; bucket: string; prefix: string } | undefined,
+  forcePathStyle: boolean | undefined,
+): { salesDir: string; salesUrl: S3SalesLocation | undefined } {
+  if (!bucket) {
+    const salesDir = dir ?? path.resolve(DEFAULT_SALES_DIR);
+    if (!isFolder(salesDir)) throw new ConfigError(`SALES_DIR folder ${salesDir} does not exist`);
+    return { salesDir, salesUrl: undefined };
+  }
+  if (dir !== undefined) throw new ConfigError('SALES_URL and SALES_DIR are both set: set one, the bucket or the folder imports read');
+  const endpointName = env.AWS_ENDPOINT_URL_S3 ? 'AWS_ENDPOINT_URL_S3' : env.AWS_ENDPOINT_URL ? 'AWS_ENDPOINT_URL' : undefined;
+  const endpoint = endpointName && checkEndpoint(endpointName, env[endpointName]!);
+  const region = env.AWS_REGION || undefined;
+  if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) {
+    throw new ConfigError(`AWS_REGION must be a region name such as eu-west-1 (got ${JSON.stringify(region)})`);
+  }
+  const salesUrl = Object.freeze({
+    ...bucket,
+    endpoint: endpoint || undefined,
+    region: region ?? (endpoint ? 'us-east-1' : undefined),
+    // A store of one's own (MinIO, s3rver, most others) wants bucket names in the path.
+    forcePathStyle: forcePathStyle ?? Boolean(endpoint),
+  });
+  return { salesDir: path.resolve(DEFAULT_SALES_DIR), salesUrl };
 }
 
 /**

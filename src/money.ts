@@ -48,6 +48,44 @@ export function parseAmountCents(text: string, start = 0, end = text.length): nu
   return negative && cents !== 0 ? -cents : cents;
 }
 
+const COMMA = 44;
+
+/**
+ * Parses an amount that may use a decimal comma (`12,5`, `-0,99`), as semicolon- and tab-separated
+ * exports from European locales write them: parseAmountCents's rules with a comma for the point.
+ * A text without a comma is parseAmountCents's; one with a comma and a point is refused, as are
+ * more than 2 digits after the comma (`1,234` is a thousands separator or a typo, never guessed).
+ */
+export function parseDecimalCommaCents(text: string, start = 0, end = text.length): number | string {
+  let comma = -1;
+  for (let i = start; i < end; i++) {
+    if (text.charCodeAt(i) === COMMA) {
+      comma = i;
+      break;
+    }
+  }
+  if (comma === -1) return parseAmountCents(text, start, end);
+  for (let i = start; i < comma; i++) if (text.charCodeAt(i) === DOT) return commaError(text.slice(start, end));
+  const digits = end - comma - 1;
+  for (let i = comma + 1; i < end; i++) {
+    const d = text.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return commaError(text.slice(start, end));
+  }
+  if (digits === 0) return commaError(text.slice(start, end));
+  if (digits > 2) return `"${clip(text.slice(start, end))}" has more than 2 digits after the decimal comma (no thousands separators)`;
+  const whole = parseAmountCents(text, start, comma);
+  if (typeof whole === 'string') {
+    return whole.includes('too large') ? tooLarge(text.slice(start, end)) : commaError(text.slice(start, end));
+  }
+  const fraction = (text.charCodeAt(comma + 1) - ZERO) * 10 + (digits === 2 ? text.charCodeAt(comma + 2) - ZERO : 0);
+  const cents = Math.abs(whole) + fraction;
+  return text.charCodeAt(start) === MINUS && cents !== 0 ? -cents : cents;
+}
+
+function commaError(text: string): string {
+  return `"${clip(text)}" is not a plain decimal such as 12,34 or 12.34 or -5 (no thousands separators or spaces)`;
+}
+
 /** Why `text` is not an amount, most specific reason first. */
 function amountError(text: string): string {
   if (text === '') return 'amount_sgd is empty';

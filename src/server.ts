@@ -7,6 +7,8 @@ import { openDatabase } from './db/dialects/index.js';
 import { migrateToLatest } from './db/migrator.js';
 import { serializedWrites } from './db/write-lock.js';
 import { recoverInterruptedImports } from './imports/import.service.js';
+import { countImportOutcome } from './imports/import-metrics.js';
+import { watchSalesFolder, type SalesWatch } from './imports/sales-watch.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Log } from './log.js';
 import { Telemetry } from './telemetry.js';
@@ -37,7 +39,8 @@ export interface RunningServer {
 
 /**
  * Opens the database, migrates it to the latest version (refusing a schema newer than this
- * build), marks imports a crash left behind as failed, and listens. Never imports by itself.
+ * build), marks imports a crash left behind as failed, and listens. Never imports by itself,
+ * unless SALES_WATCH=true: then, once listening, it watches SALES_DIR (imports/sales-watch.ts).
  */
 export async function startServer(config: Config, log: Log): Promise<RunningServer> {
   assertServable(config);
@@ -63,12 +66,33 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  let watching: SalesWatch | undefined;
+  if (config.watch?.serve) {
+    // Strict, as the API's default: a file with a bad row stores nothing and its record says why.
+    // Several instances may watch one shared folder: the file's claim makes one of them import it.
+    watching = await watchSalesFolder(database, config.salesDir, {
+      settleMs: config.watch.settleMs,
+      pollMs: config.watch.pollMs,
+      onError: 'fail',
+      log,
+      signal: lifecycle.signal,
+      onFileDone: countImportOutcome(telemetry),
+      mysqlLoadMethod: config.mysqlLoadMethod,
+    }).catch(async (error: unknown) => {
+      await app.close();
+      await database.close();
+      throw error;
+    });
+    log.info({ dir: watching.dir, settleMs: config.watch.settleMs, pollMs: config.watch.pollMs }, 'watching the sales folder');
+  }
 
   let closing: Promise<void> | undefined;
   const close = ({ drain = true }: { drain?: boolean } = {}) =>
     (closing ??= (async () => {
       // Not ready from now on: a load balancer checking /health/ready takes this instance out.
       lifecycle.beginShutdown();
+      // No new file from the watched folder; the one being imported finishes like any import.
+      const watchStopped = watching?.stop();
       // Until it has, requests keep coming: answer them as usual.
       if (drain && config.shutdownDrainMs > 0) {
         log.info({ drainMs: config.shutdownDrainMs }, 'not ready; still serving while load balancers take this instance out');
@@ -77,7 +101,7 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
       // Stop listening. Requests in flight, and this instance's imports (those answered 202
       // included), get the shutdown timeout to finish; once no request is left, none can start one.
       const closed = app.close();
-      const finished = closed.then(() => writesSettled(database));
+      const finished = closed.then(() => Promise.all([writesSettled(database), watchStopped]));
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs);

@@ -1,6 +1,19 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReadReplicas } from './db/read-replicas.js';
 
+/** The running imports as `watchImports` reads them (`ImportRuns` of imports/import-progress.ts). */
+export interface RunningImports {
+  readonly size: number;
+  /** `performance.now()` when the longest-running one started; undefined when none runs. */
+  oldestStart(): number | undefined;
+}
+
+/** What `/health/ready` decided: `status` ok or not, `database` ok, a reason, or `not checked`. */
+export interface Readiness {
+  status: string;
+  database: string;
+}
+
 /**
  * Everything Zinc reports to Prometheus, in one registry per app (never the global one, so
  * several apps in one process — tests — do not collide).
@@ -84,6 +97,58 @@ export class Telemetry {
         this.reset();
         this.inc({ server: 'primary' }, reads.primaryReads);
         for (const r of reads.status()) this.inc({ server: r.name }, r.reads);
+      },
+    });
+  }
+
+  /**
+   * `zinc_ready` and `zinc_database_up`, from `check` (the readiness of `/health/ready`) run at
+   * every scrape, so an instance that nothing probes still reports it. While shutting down the
+   * database is not checked and `zinc_database_up` keeps its last value.
+   */
+  watchReadiness(check: () => Promise<Readiness>): void {
+    // One check per scrape: both gauges collect at once and share the check under way.
+    let pending: Promise<Readiness> | undefined;
+    const probe = () =>
+      (pending ??= check()
+        .catch((error: Error) => ({ status: 'error', database: error.message }))
+        .finally(() => (pending = undefined)));
+    new Gauge({
+      name: 'zinc_ready',
+      help: 'Whether /health/ready answers 200 (1): database reachable, schema at the latest migration, not shutting down; else 0',
+      registers: [this.registry],
+      async collect() {
+        this.set((await probe()).status === 'ok' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'zinc_database_up',
+      help: 'Whether the database answered SELECT 1 within 2 s and, on a cluster, the node in use is ready (1); while shutting down, the last value checked',
+      registers: [this.registry],
+      async collect() {
+        const { database } = await probe();
+        if (database !== 'not checked') this.set(database === 'ok' ? 1 : 0);
+      },
+    });
+  }
+
+  /** How many imports `runs` has running and how long the oldest has been running, at every scrape. */
+  watchImports(runs: RunningImports): void {
+    new Gauge({
+      name: 'zinc_imports_running',
+      help: 'Imports this instance is running now (uploads, folder imports, async ones included)',
+      registers: [this.registry],
+      collect() {
+        this.set(runs.size);
+      },
+    });
+    new Gauge({
+      name: 'zinc_import_oldest_running_seconds',
+      help: 'How long the longest-running import of this instance has been running (retries included); 0 when none runs',
+      registers: [this.registry],
+      collect() {
+        const started = runs.oldestStart();
+        this.set(started === undefined ? 0 : Math.max(performance.now() - started, 0) / 1000);
       },
     });
   }

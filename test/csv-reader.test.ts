@@ -313,6 +313,20 @@ describe('parseRecord (one record at a position, as the import\'s plain-record p
   it('reads a blank line as one blank field, which CsvParser then skips', () => {
     expect(parseRecord('  \r\nx', 0, 1, false)).toEqual({ fields: ['  '], end: 4, newlines: 1 });
   });
+
+  it('when told another delimiter (; or tab), then it splits on that one only, and commas are text', () => {
+    const SEMICOLON = 59;
+    const TAB = 9;
+    expect(parseRecord('a,1;"b;c";"d""e"\nnext', 0, 1, false, SEMICOLON)).toEqual({ fields: ['a,1', 'b;c', 'd"e'], end: 17, newlines: 1 });
+    expect(parseRecord('a;b\t"c\td"\t\r\n', 0, 1, false, TAB)).toEqual({ fields: ['a;b', 'c\td', ''], end: 12, newlines: 1 });
+    // A closing quote must be followed by the delimiter in use (or the line end).
+    expect(() => parseRecord('"a",b\n', 0, 3, false, SEMICOLON)).toThrow('line 3: unexpected character "," after a closing quote in field 1');
+    const parser = new CsvParser('\t');
+    expect([...parser.push('x\t"y\n z"\n\nw\tv'), ...parser.end()]).toEqual([
+      { line: 1, fields: ['x', 'y\n z'] },
+      { line: 4, fields: ['w', 'v'] },
+    ]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

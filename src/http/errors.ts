@@ -23,6 +23,13 @@ export const unauthorized = () =>
   new AppError(401, 'unauthorized', 'send the API token as "Authorization: Bearer <token>"');
 export const databaseUnavailable = (message = 'the database is unavailable; try again shortly') =>
   new AppError(503, 'database_unavailable', message);
+/**
+ * The sales folder's store (SALES_URL's bucket) could not be listed, so nothing was imported:
+ * 503 `sales_source_unavailable` when it did not answer (try again), else 502 `sales_source_error`
+ * (credentials, permissions, no such bucket: the configuration needs fixing).
+ */
+export const salesSourceError = (unreachable: boolean, message: string) =>
+  unreachable ? new AppError(503, 'sales_source_unavailable', message) : new AppError(502, 'sales_source_error', message);
 /** The database refused a change as conflicting with another writer, every time it was run: nothing was changed. */
 export const writeConflict = (message: string) => new AppError(503, 'write_conflict', message);
 

@@ -50,6 +50,32 @@ function serverFields(state: ServerState | undefined) {
   };
 }
 
+/**
+ * What `/health/ready` answers (and `zinc_ready` reports): `status` ok when the database answers
+ * (on a cluster: the node in use is ready), the schema is at the latest migration and no shutdown
+ * has begun; `database` ok, the reason it is not, or `not checked` while shutting down.
+ */
+export async function readiness(database: Database, lifecycle: Lifecycle) {
+  const reachable = lifecycle.shuttingDown ? 'not checked' : await checkDatabase(database);
+  const server = reachable === null ? await checkServer(database) : undefined;
+  const problem = reachable ?? (server?.usable === false ? (server.reason ?? 'the database server is not ready') : null);
+  let schema = 'not checked';
+  if (problem === null) {
+    const status = await schemaStatus(database.db).catch((error: Error) => ({ error: error.message }));
+    if ('error' in status) schema = status.error;
+    else if (status.unknown.length > 0) schema = `newer than this build: ${status.unknown.join(', ')}`;
+    else if (status.pending.length > 0) schema = `pending migrations: ${status.pending.join(', ')}`;
+    else schema = 'ok';
+  }
+  return {
+    status: lifecycle.shuttingDown ? 'shutting_down' : problem === null && schema === 'ok' ? 'ok' : 'error',
+    database: problem ?? 'ok',
+    engine: database.dialect.name,
+    schema,
+    ...serverFields(server),
+  };
+}
+
 /** Which database the instance runs on: `sqlite`, `mysql` (MySQL or MariaDB) or `postgres`. */
 const engine = Type.String({ description: 'The database the instance runs on: sqlite, mysql (MySQL or MariaDB) or postgres' });
 
@@ -122,7 +148,16 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
 
   app.get(
     '/health/live',
-    { config: probe, schema: { tags: ['health'], summary: 'The process answers (liveness probe)', response: { 200: Type.Object({ status: Type.String() }) } } },
+    {
+      config: probe,
+      schema: {
+        operationId: 'getLiveness',
+        tags: ['health'],
+        summary: 'The process answers (liveness probe)',
+        description: 'Always 200 while the process serves; asks nothing of the database. What the container image checks.',
+        response: { 200: Type.Object({ status: Type.String() }) },
+      },
+    },
     async () => ({ status: 'ok' }),
   );
 
@@ -131,31 +166,18 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
     {
       config: probe,
       schema: {
+        operationId: 'getReadiness',
         tags: ['health'],
+        description:
+          'For load balancers: 503 (status error or shutting_down, with the reason) takes the instance out; ' +
+          'it turns 503 at once on SIGTERM, while the instance still serves for SHUTDOWN_DRAIN_MS.',
         summary:
           'Ready for traffic: database reachable (on a cluster: the node in use ready, or another listed node), schema at the latest migration, not shutting down',
         response: { 200: ReadyResponse, 503: ReadyResponse },
       },
     },
     async (_request, reply) => {
-      const reachable = lifecycle.shuttingDown ? 'not checked' : await checkDatabase(database);
-      const server = reachable === null ? await checkServer(database) : undefined;
-      const problem = reachable ?? (server?.usable === false ? (server.reason ?? 'the database server is not ready') : null);
-      let schema = 'not checked';
-      if (problem === null) {
-        const status = await schemaStatus(database.db).catch((error: Error) => ({ error: error.message }));
-        if ('error' in status) schema = status.error;
-        else if (status.unknown.length > 0) schema = `newer than this build: ${status.unknown.join(', ')}`;
-        else if (status.pending.length > 0) schema = `pending migrations: ${status.pending.join(', ')}`;
-        else schema = 'ok';
-      }
-      const body = {
-        status: lifecycle.shuttingDown ? 'shutting_down' : problem === null && schema === 'ok' ? 'ok' : 'error',
-        database: problem ?? 'ok',
-        engine: database.dialect.name,
-        schema,
-        ...serverFields(server),
-      };
+      const body = await readiness(database, lifecycle);
       return reply.status(body.status === 'ok' ? 200 : 503).send(body);
     },
   );
@@ -165,7 +187,9 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
     {
       config: probe,
       schema: {
+        operationId: 'getHealth',
         tags: ['health'],
+        description: '503 with the reason when the database does not answer SELECT 1 within 2 s. Replicas never make it an error.',
         summary: 'Whether the service and its database answer, the server in use (and its cluster), and each read replica\'s state and lag',
         response: { 200: HealthResponse, 503: HealthResponse },
       },

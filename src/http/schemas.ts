@@ -9,3 +9,11 @@ export const ErrorResponse = Type.Object(
   },
   { $id: 'ErrorResponse' },
 );
+
+/**
+ * A route's error answer in its response schema: the ErrorResponse body, and what this status
+ * means for this route (the document otherwise says what it means in general).
+ */
+export function errorAnswer(description?: string): { $ref: 'ErrorResponse#'; description?: string } {
+  return description === undefined ? { $ref: 'ErrorResponse#' } : { $ref: 'ErrorResponse#', description };
+}

@@ -2,8 +2,9 @@ import { Buffer, isAscii } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 
 /**
- * A streaming RFC 4180 reader: UTF-8 (BOM tolerated), comma-separated, quoted fields with
- * commas, doubled quotes and newlines, LF or CRLF, optional final newline, blank lines skipped.
+ * A streaming RFC 4180 reader: UTF-8 (BOM tolerated), comma-separated (or `;`, or tab), quoted
+ * fields with delimiters, doubled quotes and newlines, LF or CRLF, optional final newline, blank
+ * lines skipped.
  * Each record carries the physical line it starts on, which row errors report.
  *
  * Hand-written because a record's starting line is not something the general-purpose parsers
@@ -21,10 +22,11 @@ export interface CsvRecord {
 export class CsvFormatError extends Error {
   override name = 'CsvFormatError';
   constructor(
-    message: string,
+    /** The message without its line. */
+    readonly reason: string,
     readonly line?: number,
   ) {
-    super(line === undefined ? message : `line ${line}: ${message}`);
+    super(line === undefined ? reason : `line ${line}: ${reason}`);
   }
 }
 
@@ -33,6 +35,10 @@ export const MAX_RECORD_CHARS = 1 << 20;
 
 const QUOTE = 34;
 const COMMA = 44;
+
+/** The field delimiters a file may use: comma (the default), semicolon, tab. */
+export const FIELD_DELIMITERS = [',', ';', '\t'] as const;
+export type FieldDelimiter = (typeof FIELD_DELIMITERS)[number];
 const LF = 10;
 const CR = 13;
 
@@ -46,11 +52,12 @@ export interface ParsedRecord {
 }
 
 /**
- * Parses the one record starting at `pos` of `buf`, which starts on physical line `line`.
+ * Parses the one record starting at `pos` of `buf`, which starts on physical line `line`, its
+ * fields separated by `delimiter` (a character code: `,` unless told).
  * Returns null when `buf` ends before the record does and more text may follow (`final` false);
  * throws a CsvFormatError for a malformed or overlong record.
  */
-export function parseRecord(buf: string, pos: number, line: number, final: boolean): ParsedRecord | null {
+export function parseRecord(buf: string, pos: number, line: number, final: boolean, delimiter = COMMA): ParsedRecord | null {
   const len = buf.length;
   const fields: string[] = [];
   let newlines = 0;
@@ -80,7 +87,7 @@ export function parseRecord(buf: string, pos: number, line: number, final: boole
       fields.push(value);
       i = j + 1;
       const c = buf.charCodeAt(i);
-      if (c === COMMA) {
+      if (c === delimiter) {
         i++;
         continue;
       }
@@ -113,7 +120,7 @@ export function parseRecord(buf: string, pos: number, line: number, final: boole
     let c = 0;
     while (j < len) {
       c = buf.charCodeAt(j);
-      if (c === COMMA || c === LF) break;
+      if (c === delimiter || c === LF) break;
       j++;
     }
     if (j === len) {
@@ -123,7 +130,7 @@ export function parseRecord(buf: string, pos: number, line: number, final: boole
       complete = true;
       break;
     }
-    if (c === COMMA) {
+    if (c === delimiter) {
       fields.push(buf.slice(i, j));
       i = j + 1;
       continue;
@@ -156,6 +163,11 @@ export function isBlankRecord(fields: readonly string[]): boolean {
 export class CsvParser {
   private buf = '';
   private line = 1;
+  private readonly delimiter: number;
+
+  constructor(delimiter: FieldDelimiter = ',') {
+    this.delimiter = delimiter.charCodeAt(0);
+  }
 
   /** Parses what it can of `text`; keeps an incomplete last record for the next call. */
   push(text: string): CsvRecord[] {
@@ -174,7 +186,7 @@ export class CsvParser {
     let pos = 0;
     while (pos < buf.length) {
       const recordLine = this.line;
-      const record = parseRecord(buf, pos, recordLine, final);
+      const record = parseRecord(buf, pos, recordLine, final, this.delimiter);
       if (record === null) {
         this.buf = buf.slice(pos);
         return out;
@@ -252,9 +264,10 @@ export class CsvTextDecoder {
 export async function* readCsv(
   source: AsyncIterable<Uint8Array>,
   onChunk?: (chunk: Uint8Array) => void,
+  delimiter: FieldDelimiter = ',',
 ): AsyncGenerator<CsvRecord[]> {
   const decoder = new CsvTextDecoder();
-  const parser = new CsvParser();
+  const parser = new CsvParser(delimiter);
   for await (const chunk of source) {
     onChunk?.(chunk);
     const records = parser.push(decoder.decode(chunk));

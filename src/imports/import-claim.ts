@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { Database, DB } from '../db/database.js';
 import type { Log } from '../log.js';
 import { acquireLease, activeHere, isAbandoned, OWNER, releaseLease } from './import-lease.js';
@@ -8,6 +6,7 @@ import { forgetProgress } from './import-progress.js';
 import type { OnError, PreparedFile, RecordedOutcome } from './import-run.js';
 import { nowUtc, skipped, writeRecord } from './import-record.js';
 import { findImportBySha, insertImport, listProcessingImports, updateImportIf, type ImportRecord } from './imports.repository.js';
+import type { SalesSource } from './sales-source.js';
 
 /**
  * The claim stage: a file is imported by one importer at a time, once. Its record (by content
@@ -15,12 +14,18 @@ import { findImportBySha, insertImport, listProcessingImports, updateImportIf, t
  * file's lease (import-lease.ts) is held on the connection that loads it.
  */
 
-/** The file's size and content hash. */
-export async function prepareFile(filePath: string, filename: string): Promise<PreparedFile> {
-  const { size } = await stat(filePath);
+/**
+ * The file's size and content hash: its first full read (the load reads it again, and checks
+ * the hash again). Rejects with SourceReadError when the source cannot be read.
+ */
+export async function prepareFile(source: SalesSource): Promise<PreparedFile> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(filePath, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return { filePath, filename, sha256: hash.digest('hex'), size };
+  let size = 0;
+  for await (const chunk of source.open() as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { source, filename: source.name, sha256: hash.digest('hex'), size };
 }
 
 /**

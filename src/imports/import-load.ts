@@ -8,6 +8,7 @@ import { ImportRuns, shareProgress } from './import-progress.js';
 import { newTally, outcomeOf, recordFailed, recordLoaded, roundPhases, type Tally } from './import-record.js';
 import { MAX_KEPT_ERRORS, type ImportOptions, type ImportProgress, type PreparedFile, type RecordedOutcome } from './import-run.js';
 import type { RowError } from './sales-row.js';
+import { SourceReadError } from './sales-source.js';
 import { streamRows } from './sales-stream.js';
 
 /**
@@ -113,6 +114,8 @@ function failureMessage(error: unknown, tally: Tally): string | undefined {
     return 'interrupted by shutdown; the next import run takes the file again';
   }
   if (error instanceof CsvFormatError) return error.message;
+  // The file could not be read to its end (an object gone or replaced, its store lost).
+  if (error instanceof SourceReadError) return error.message;
   if (error instanceof WriteConflict) {
     return (
       `the database kept refusing the import's transaction as conflicting with another writer ` +
@@ -157,7 +160,7 @@ async function storeRows(
 
   const streamStarted = performance.now();
   try {
-    const sha = await streamRows(file.filePath, {
+    const sha = await streamRows(file.source, {
       onHeader: (layout) => (tally.warnings = layout.warnings),
       onErrors: (errors) => reject(errors),
       onRows: async (rows) => {
@@ -179,7 +182,7 @@ async function storeRows(
         }
       },
       onProgress: (bytesRead, rowsRead) => onProgress({ bytesRead, bytesTotal: file.size, rowsRead }),
-    });
+    }, options.csv);
     phases.read_ms = performance.now() - streamStarted - phases.aggregate_ms - phases.load_ms;
     if (signal?.aborted) throw new Interrupted();
     lost.throwIfAborted();
@@ -188,11 +191,11 @@ async function storeRows(
     const ending = performance.now();
     const ended = await writer.end();
     if (ended.needsReplay) {
-      const again = await streamRows(file.filePath, {
+      const again = await streamRows(file.source, {
         onHeader: () => {},
         onErrors: () => {},
         onRows: (rows) => writer.replay(rows),
-      });
+      }, options.csv);
       if (again !== file.sha256) throw changed();
     }
     if (ended.needsReplay || ended.needsReconcile) {

@@ -26,11 +26,14 @@ export const PROGRESS_STALE_MS = 5 * PROGRESS_WRITE_MS;
  */
 export class ImportRuns {
   private readonly running = new Map<number, ImportProgress & { startedAt: number }>();
+  /** When each running import first started (`performance.now()`), kept across its retried attempts. */
+  private readonly begun = new Map<number, number>();
   /** The store path last used, so that a change of path is logged once. */
   lastMethod: string | undefined;
 
   start(id: number, bytesTotal: number, startedAt: number): void {
     this.running.set(id, { bytesRead: 0, bytesTotal, rowsRead: 0, startedAt });
+    if (!this.begun.has(id)) this.begun.set(id, startedAt);
   }
 
   update(id: number, progress: ImportProgress): void {
@@ -40,6 +43,19 @@ export class ImportRuns {
 
   end(id: number): void {
     this.running.delete(id);
+    this.begun.delete(id);
+  }
+
+  /** How many imports this app is running now. */
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** When the longest-running of them started (`performance.now()`, first attempt), or undefined when none runs. */
+  oldestStart(): number | undefined {
+    let oldest: number | undefined;
+    for (const started of this.begun.values()) if (oldest === undefined || started < oldest) oldest = started;
+    return oldest;
   }
 
   /** The latest progress of a running import, as the import reported it. */

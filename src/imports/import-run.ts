@@ -2,8 +2,10 @@ import type { DB } from '../db/database.js';
 import type { MysqlLoadMethod } from '../db/sales-writer.js';
 import type { ImportStatus } from '../db/tables.js';
 import type { Log } from '../log.js';
+import type { CsvFormat } from './csv-format.js';
 import type { ImportRecord } from './imports.repository.js';
 import type { ImportProgress, ImportRuns } from './import-progress.js';
+import type { SalesSource } from './sales-source.js';
 
 export type { ImportProgress } from './import-progress.js';
 
@@ -42,6 +44,11 @@ export interface ImportOptions {
   onProgress?: ((progress: ImportProgress & { filename: string }) => void) | undefined;
   /** Told the record's id as soon as the file is claimed (asynchronous imports answer with it). */
   onClaimed?: ((id: number) => void) | undefined;
+  /**
+   * How the files are written: delimiter (`auto` finds it from the header) and column aliases
+   * (CSV_COLUMNS merged with the request's own). Default: `auto`, the contract's names only.
+   */
+  csv?: CsvFormat | undefined;
   /** MySQL only: force a bulk path (tests, servers without local infile). Default `auto`. */
   mysqlLoadMethod?: MysqlLoadMethod | undefined;
   /** The app's board of running imports (progress by id); a run of its own when absent. */
@@ -71,7 +78,8 @@ export const MAX_KEPT_ERRORS = 100;
 
 /** A file about to be imported: where to read it, its name, content hash and size. */
 export interface PreparedFile {
-  filePath: string;
+  /** Read from its first byte by each pass of the load (sales-source.ts). */
+  source: SalesSource;
   filename: string;
   sha256: string;
   size: number;

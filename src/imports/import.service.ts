@@ -7,7 +7,8 @@ import { loadClaimedFile } from './import-load.js';
 import { skipped } from './import-record.js';
 import { summarize, type FileOutcome, type FolderResult, type ImportOptions, type PreparedFile, type RecordedOutcome } from './import-run.js';
 import { findImportById, findImportBySha, type ImportRecord } from './imports.repository.js';
-import { listSalesFiles, openSalesFile, refusedOutcome, withSalesFile, type OpenedSalesFile } from './sales-folder.js';
+import { localFolder, unreadOutcome, withSalesEntry } from './sales-folder.js';
+import { localFile, SourceReadError, type SalesFolder, type SalesSource } from './sales-source.js';
 
 /**
  * Imports, orchestrated: a file goes through its stages — claim (import-claim.ts), load (read,
@@ -20,18 +21,31 @@ export { recoverInterruptedImports } from './import-claim.js';
 export { summarize, MAX_KEPT_ERRORS } from './import-run.js';
 export type { FileOutcome, FolderResult, ImportOptions, ImportPhases, ImportProgress, OnError, RecordedOutcome } from './import-run.js';
 
-/** Imports every new `*.csv` in `dir`, one file at a time, in name order. */
-export async function importFolder(database: Database, dir: string, options: ImportOptions): Promise<FolderResult> {
+/**
+ * Imports every new `*.csv` in `folder` (a local directory, or a SalesFolder such as an S3
+ * prefix: sales-folder.ts openSalesFolder), one file at a time, in name order. A folder that
+ * cannot be listed rejects (SalesFolderError); a file that cannot be read fails alone.
+ */
+export async function importFolder(database: Database, folder: string | SalesFolder, options: ImportOptions): Promise<FolderResult> {
+  const source = typeof folder === 'string' ? localFolder(folder) : folder;
   return serializedWrites(database, 'imports', async () => {
     const files: FileOutcome[] = [];
-    for (const entry of await listSalesFiles(dir)) {
+    for (const entry of await source.list()) {
       if (options.signal?.aborted) break;
-      const outcome = await withSalesFile(entry, options, (filePath) => importOneFile(database, filePath, entry.name, options));
+      const outcome = await withSalesEntry(entry, options, (file) =>
+        importOneFile(database, file, options).catch((error: unknown) => unread(file.name, error, options)),
+      );
       options.onFileDone?.(outcome);
       files.push(outcome);
     }
     return { files, summary: summarize(files) };
   });
+}
+
+/** A file whose first read failed (SourceReadError) has no hash, so no record: a failed outcome says why. */
+function unread(name: string, error: unknown, options: ImportOptions): FileOutcome {
+  if (!(error instanceof SourceReadError)) throw error;
+  return unreadOutcome(name, `not imported: ${error.message}`, options.onError, options.log);
 }
 
 /** Imports one file (see importFolder). */
@@ -42,15 +56,16 @@ export async function importFile(
   options: ImportOptions,
 ): Promise<RecordedOutcome> {
   return serializedWrites(database, 'imports', async () => {
-    const outcome = await importOneFile(database, filePath, filename, options);
+    const outcome = await importOneFile(database, localFile(filePath, filename), options);
     options.onFileDone?.(outcome);
     return outcome;
   });
 }
 
 /** Claim, load, record, on one connection that holds the file's lease throughout. */
-async function importOneFile(database: Database, filePath: string, filename: string, options: ImportOptions): Promise<RecordedOutcome> {
-  const file = await prepareFile(filePath, filename);
+async function importOneFile(database: Database, source: SalesSource, options: ImportOptions): Promise<RecordedOutcome> {
+  const file = await prepareFile(source);
+  const { filename } = file;
   // Another importer holding the lease writes the file's record right after taking it: until the
   // record is there, there is nothing to point at, so look again shortly.
   for (let attempt = 0; ; attempt++) {
@@ -81,25 +96,32 @@ const RECORD_WAIT_ATTEMPTS = 200;
  */
 export function startFolderImport(
   database: Database,
-  dir: string,
+  folder: string | SalesFolder,
   options: ImportOptions,
 ): Promise<{ started: FileOutcome[]; queued: ImportRecord[]; done: Promise<FolderResult> }> {
+  const source = typeof folder === 'string' ? localFolder(folder) : folder;
   return new Promise((resolveStarted, rejectStarted) => {
     const done = serializedWrites(database, 'imports', async () => {
       const releaseOwner = await holdOwnerLease(database);
-      const opened: OpenedSalesFile[] = [];
+      const opened: Array<{ close(): Promise<void> }> = [];
       try {
         const files: FileOutcome[] = [];
         const queue: Array<{ file: PreparedFile; id: number }> = [];
         try {
-          for (const entry of await listSalesFiles(dir)) {
-            const safe = await openSalesFile(entry);
+          for (const entry of await source.list()) {
+            const safe = await entry.open();
             if ('refused' in safe) {
-              files.push(refusedOutcome(entry.name, safe.refused, options.onError, options.log));
+              files.push(unreadOutcome(entry.name, safe.refused, options.onError, options.log, 'sales file refused'));
               continue;
             }
             opened.push(safe);
-            const file = await prepareFile(safe.path, entry.name);
+            let file: PreparedFile;
+            try {
+              file = await prepareFile(safe.source);
+            } catch (error) {
+              files.push(unread(entry.name, error, options));
+              continue;
+            }
             // Active here from its claim on: this process's own records are never taken for abandoned.
             activeHere.add(file.sha256);
             const claimed = await claimFile(database, database.writer, { ...file, onError: options.onError }, false);

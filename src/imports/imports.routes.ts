@@ -2,7 +2,8 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
-import { AppError, notFound, writeConflict } from '../http/errors.js';
+import { AppError, invalidParameter, notFound, salesSourceError, writeConflict } from '../http/errors.js';
+import { errorAnswer } from '../http/schemas.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { Telemetry } from '../telemetry.js';
 import { WriteConflict } from '../write/sales-change.js';
@@ -10,10 +11,12 @@ import {
   importFile,
   importFolder,
   startFolderImport,
-  type FileOutcome,
   type ImportOptions,
 } from './import.service.js';
+import { countImportOutcome } from './import-metrics.js';
 import { ImportRuns, sharedProgress } from './import-progress.js';
+import { openSalesFolder } from './sales-folder.js';
+import { SalesFolderError } from './sales-source.js';
 import { presentFolderResult, presentImport, presentImportSummary, presentOutcome } from './imports.presenter.js';
 import { countImports, findImportById, listImports } from './imports.repository.js';
 import {
@@ -25,9 +28,11 @@ import {
   ImportRunQuery,
   ImportRunResponse,
   ImportStartedResponse,
+  UploadBody,
   UploadQuery,
 } from './imports.schemas.js';
 import { cleanFilename, receiveUpload, type Upload } from './upload.js';
+import { ColumnAliasError, DELIMITER_CHOICES, importFormat, isDelimiterChoice, type CsvFormat } from './csv-format.js';
 import { undoImport, UndoConflict } from './undo.service.js';
 
 const errors = { 400: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } } as const;
@@ -45,75 +50,124 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
 }> = async (app, { database, config, telemetry, lifecycle }) => {
   // This app's running imports: their progress is its own, never another app's in the process.
   const runs = new ImportRuns();
+  telemetry.watchImports(runs);
   // Another instance's (or app's) import: the progress it writes to the database, while fresh.
   const withProgress = async (id: number) => {
     const progress = runs.progress(id) ?? (await sharedProgress(database, id));
     return progress ? { progress } : {};
   };
-  const onFileDone = (outcome: FileOutcome) => {
-    if (outcome.status === 'refused') return telemetry.importFinished('failed', 0, 0, null);
-    telemetry.importFinished(
-      outcome.status,
-      outcome.status === 'skipped' ? 0 : outcome.record.num_rows,
-      outcome.status === 'skipped' ? 0 : outcome.record.rows_rejected,
-      outcome.status === 'skipped' || outcome.record.duration_ms === null ? null : outcome.record.duration_ms / 1000,
-    );
-  };
-  const options = (onError: 'fail' | 'skip', log: ImportOptions['log']): ImportOptions => ({
+  const onFileDone = countImportOutcome(telemetry);
+  const options = (onError: 'fail' | 'skip', log: ImportOptions['log'], csv: CsvFormat): ImportOptions => ({
     onError,
     log,
     signal: lifecycle.signal,
     onFileDone,
     mysqlLoadMethod: config.mysqlLoadMethod,
+    csv,
     runs,
   });
+  /** An import's CSV format: its delimiter, CSV_COLUMNS with its own columns added; 400 naming the parameter it cannot use. */
+  const csvFormat = (delimiter: string | undefined, columns: string | undefined): CsvFormat => {
+    if (delimiter !== undefined && !isDelimiterChoice(delimiter)) {
+      throw invalidParameter('delimiter', `delimiter must be ${DELIMITER_CHOICES.join(', ')}`);
+    }
+    try {
+      return importFormat(config.csvColumns, delimiter, columns);
+    } catch (error) {
+      if (error instanceof ColumnAliasError) throw invalidParameter('columns', `columns ${error.message}`);
+      throw error;
+    }
+  };
 
   // Upload bodies are streams: CSV text straight to a temporary file, never buffered whole.
   app.addContentTypeParser(['text/csv', 'application/csv', 'text/plain'], (_request, payload, done) => done(null, payload));
   await app.register(multipart, { limits: { fileSize: config.maxUploadBytes, files: 1, fields: 10 } });
 
-  app.route({
-    method: ['GET', 'POST'],
-    url: '/api/import-sales',
-    // GET runs the import too: it is no read.
-    config: writes,
-    schema: {
-      tags: ['imports'],
-      summary: 'Import every new *.csv in the sales folder, in name order',
-      description: 'With async=true: 202 once every new file has its record, then follow GET /api/imports/{id}.',
-      querystring: ImportRunQuery,
-      response: { 200: ImportRunResponse, 202: ImportStartedResponse, ...errors },
-    },
-    handler: async (request, reply) => {
-      const run = options(request.query.on_error ?? 'fail', request.log);
-      if (request.query.async) {
-        const { started, queued } = await startFolderImport(database, config.salesDir, { ...run, log: app.log });
-        return reply.status(202).send({
-          files: [...queued.map(presentImport), ...started.map(presentOutcome)],
-        });
-      }
-      return presentFolderResult(await importFolder(database, config.salesDir, run));
-    },
-  });
+  // GET runs the import too (it is no read): one operation each, so each has its own operationId.
+  const folderRun = {
+    POST: { operationId: 'importSalesFolder', also: '' },
+    GET: { operationId: 'importSalesFolderByGet', also: ' The same as POST /api/import-sales, for callers that can only GET; it changes data all the same.' },
+  } as const;
+  for (const method of ['POST', 'GET'] as const) {
+    app.route({
+      method,
+      url: '/api/import-sales',
+      config: writes,
+      schema: {
+        operationId: folderRun[method].operationId,
+        tags: ['imports'],
+        summary: 'Import every new *.csv in the sales folder, in name order',
+        description:
+          'Each file is identified by the SHA-256 of its bytes: a file already imported is skipped. ' +
+          'on_error=fail (default) stores nothing of a file with a bad row; on_error=skip stores its valid rows (status partial). ' +
+          'With async=true: 202 once every new file has its record, then follow GET /api/imports/{id}.' +
+          folderRun[method].also,
+        querystring: ImportRunQuery,
+        response: { 200: ImportRunResponse, 202: ImportStartedResponse, 502: { $ref: 'ErrorResponse#' }, ...errors },
+      },
+      handler: async (request, reply) => {
+        const run = options(request.query.on_error ?? 'fail', request.log, csvFormat(request.query.delimiter, request.query.columns));
+        // SALES_DIR, or SALES_URL's bucket: a client of its own, closed once the run is over.
+        const folder = await openSalesFolder(config);
+        const close = () => folder.close?.().catch(() => {});
+        let running = false;
+        try {
+          if (request.query.async) {
+            const { started, queued, done } = await startFolderImport(database, folder, { ...run, log: app.log });
+            running = true;
+            void done.then(close, close);
+            return reply.status(202).send({
+              files: [...queued.map(presentImport), ...started.map(presentOutcome)],
+            });
+          }
+          return presentFolderResult(await importFolder(database, folder, run));
+        } catch (error) {
+          if (error instanceof SalesFolderError) throw salesSourceError(error.reason === 'unreachable', error.message);
+          throw error;
+        } finally {
+          if (!running) await close();
+        }
+      },
+    });
+  }
 
   app.post(
     '/api/imports',
     {
       config: writes,
       schema: {
+        operationId: 'uploadImport',
         tags: ['imports'],
         summary: 'Upload one CSV file and import it',
         description:
-          `Send the CSV as the body (Content-Type: text/csv; name it with ?filename=) or as multipart/form-data ` +
-          `(field "file"). At most ${config.maxUploadBytes} bytes (MAX_UPLOAD_BYTES): larger is 413 and nothing is stored.`,
-        consumes: ['text/csv', 'multipart/form-data'],
+          'Send the CSV as the body (Content-Type: text/csv; name it with ?filename=) or as multipart/form-data ' +
+          '(field "file"). The body streams to a temporary file, never held in memory. At most MAX_UPLOAD_BYTES ' +
+          '(default 1 GiB): larger is 413 and nothing is stored. A file already imported (same SHA-256) is skipped. ' +
+          'With async=true: 202 once the file has its record, then follow GET /api/imports/{id}.',
+        streamedBody: UploadBody,
         querystring: UploadQuery,
-        response: { 200: FileResult, 202: ImportRecord, 413: { $ref: 'ErrorResponse#' }, 415: { $ref: 'ErrorResponse#' }, ...errors },
+        response: {
+          200: FileResult,
+          202: ImportRecord,
+          413: errorAnswer('The upload is larger than MAX_UPLOAD_BYTES; nothing was stored'),
+          415: errorAnswer('Not a CSV upload (another Content-Type, no "file" part, or binary content); nothing was stored'),
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
+      // Checked before the body is read; form fields (read with it) come second.
+      let csv = csvFormat(request.query.delimiter, request.query.columns);
       const upload: Upload = await receiveUpload(request, config.maxUploadBytes);
-      const run = options(upload.onError ?? request.query.on_error ?? 'fail', request.log);
+      if (upload.delimiter !== undefined || upload.columns !== undefined) {
+        try {
+          csv = csvFormat(upload.delimiter ?? request.query.delimiter, upload.columns ?? request.query.columns);
+        } catch (error) {
+          upload.remove();
+          throw error;
+        }
+      }
+      const run = options(upload.onError ?? request.query.on_error ?? 'fail', request.log, csv);
       const filename = request.query.filename ? cleanFilename(request.query.filename) : upload.filename;
       const claimed = deferred<number>();
       const finished = importFile(database, upload.path, filename, {
@@ -136,8 +190,12 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     {
       config: reads,
       schema: {
+        operationId: 'listImports',
         tags: ['imports'],
         summary: 'Import records, newest first',
+        description:
+          'One page of the import records (without their row errors), newest first, and the total count. ' +
+          'Page with limit (at most 500, default 50) and offset.',
         querystring: ImportListQuery,
         response: { 200: ImportListResponse, ...errors },
       },
@@ -155,10 +213,14 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     {
       config: reads,
       schema: {
+        operationId: 'getImport',
         tags: ['imports'],
         summary: 'One import record with its row errors (and its progress while processing)',
+        description:
+          'The record of one import: its status, rows stored and rejected, and the first 100 row errors (line, column, message). ' +
+          'While it is processing, its progress too, from any instance sharing the database (MySQL, PostgreSQL). 404 for an unknown id.',
         params: ImportIdParams,
-        response: { 200: ImportRecord, 404: { $ref: 'ErrorResponse#' }, ...errors },
+        response: { 200: ImportRecord, 404: errorAnswer('No import with this id'), ...errors },
       },
     },
     async (request) => {
@@ -173,10 +235,19 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
     {
       config: writes,
       schema: {
+        operationId: 'undoImport',
         tags: ['imports'],
         summary: 'Undo an import: remove its rows, restore the rows it replaced, mark it reverted',
+        description:
+          'Its rows go, the rows it had replaced come back, and the record becomes reverted (the same file can then be imported again), ' +
+          'in one transaction. 409 while the import is still processing, or when it is already reverted or failed (stored nothing); 404 for an unknown id.',
         params: ImportIdParams,
-        response: { 200: ImportRecord, 404: { $ref: 'ErrorResponse#' }, 409: { $ref: 'ErrorResponse#' }, ...errors },
+        response: {
+          200: ImportRecord,
+          404: errorAnswer('No import with this id'),
+          409: errorAnswer('The import is still processing, or already reverted, or failed; nothing was changed'),
+          ...errors,
+        },
       },
     },
     async (request) => {

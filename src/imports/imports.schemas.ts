@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import type { DocumentedBody } from '../http/openapi.js';
 import { PROGRESS_STALE_MS } from './import-progress.js';
 
 const RowErrorSchema = Type.Object({
@@ -96,11 +97,30 @@ const asyncFlag = Type.Optional(
   Type.Boolean({ default: false, description: 'Answer 202 with the import ids at once; follow GET /api/imports/{id}' }),
 );
 
-export const ImportRunQuery = Type.Object({ on_error: onError, async: asyncFlag });
+const csvDelimiter = Type.Optional(
+  Type.Union([Type.Literal('auto'), Type.Literal('comma'), Type.Literal('semicolon'), Type.Literal('tab')], {
+    default: 'auto',
+    description:
+      'Field delimiter. auto: the one of comma, semicolon and tab that splits the header into the required columns ' +
+      '(a file fails when several or none do). With semicolon or tab, amount_sgd may use a decimal comma (12,50)',
+  }),
+);
+const csvColumns = Type.Optional(
+  Type.String({
+    maxLength: 2000,
+    description:
+      'Other header names for the required columns, added to CSV_COLUMNS: comma-separated field=name pairs, ' +
+      'matched trimmed and case-insensitively, e.g. `date=Order Date,amount_sgd=Total (SGD)`; row errors name the column as the file does',
+  }),
+);
+
+export const ImportRunQuery = Type.Object({ on_error: onError, async: asyncFlag, delimiter: csvDelimiter, columns: csvColumns });
 
 export const UploadQuery = Type.Object({
   on_error: onError,
   async: asyncFlag,
+  delimiter: csvDelimiter,
+  columns: csvColumns,
   filename: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'Name to record (text/csv bodies)' })),
 });
 
@@ -121,3 +141,46 @@ export const ImportListResponse = Type.Object({
 });
 
 export const ImportIdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+const csvText = {
+  schema: { type: 'string', format: 'binary', description: 'The CSV file, UTF-8: a header row, then one sale per row' },
+};
+
+/**
+ * The body of POST /api/imports as the OpenAPI document shows it. Fastify never parses it: the
+ * CSV streams to a temporary file (upload.ts), so it is declared for the document only.
+ */
+export const UploadBody: DocumentedBody = {
+  description:
+    'The CSV file: as the raw body (name it with ?filename=), or as a multipart form whose `file` part is the CSV. ' +
+    'At most MAX_UPLOAD_BYTES (default 1 GiB); binary content (NUL bytes) is 415.',
+  content: {
+    'text/csv': csvText,
+    'application/csv': csvText,
+    'text/plain': csvText,
+    'multipart/form-data': {
+      schema: {
+        type: 'object',
+        required: ['file'],
+        properties: {
+          on_error: {
+            type: 'string',
+            enum: ['fail', 'skip'],
+            description: 'As the on_error parameter (this field wins); read only when it comes before `file` in the form',
+          },
+          delimiter: {
+            type: 'string',
+            enum: ['auto', 'comma', 'semicolon', 'tab'],
+            description: 'As the delimiter parameter (this field wins); read only when it comes before `file` in the form',
+          },
+          columns: {
+            type: 'string',
+            description: 'As the columns parameter (this field wins); read only when it comes before `file` in the form',
+          },
+          file: { type: 'string', format: 'binary', description: 'The CSV file; its name is recorded' },
+        },
+      },
+      encoding: { file: { contentType: 'text/csv' } },
+    },
+  },
+};

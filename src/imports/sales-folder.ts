@@ -2,8 +2,10 @@ import { constants, existsSync } from 'node:fs';
 import { open, readdir, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Stats } from 'node:fs';
+import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import type { FileOutcome, OnError } from './import-run.js';
+import { localFile, type SalesEntry, type SalesFolder, type SalesSource } from './sales-source.js';
 
 /**
  * The sales folder is not a way out of it. Only regular files directly in SALES_DIR are read:
@@ -112,26 +114,64 @@ async function refuse(handle: FileHandle, reason: string): Promise<{ refused: st
   return { refused: reason };
 }
 
+/** The message of a refused folder entry. */
+function refusalMessage(name: string, reason: string): string {
+  return `not imported: ${name} ${reason}; only regular files directly in SALES_DIR are read`;
+}
+
 /** A refused entry as one file of an import run: never read, no record. */
 export function refusedOutcome(name: string, reason: string, onError: OnError, log?: Log): FileOutcome {
-  const message = `not imported: ${name} ${reason}; only regular files directly in SALES_DIR are read`;
-  log?.warn({ file: name, reason }, 'sales file refused');
-  return { status: 'refused', filename: name, message, onError, at: new Date().toISOString() };
+  return unreadOutcome(name, refusalMessage(name, reason), onError, log, 'sales file refused');
 }
 
 /**
- * Opens `file` safely and hands `use` the path to read it by; closes it afterwards. A refused
- * file becomes a failed outcome without `use` ever running.
+ * A folder entry that was not read at all (refused, or gone before its first byte) as one file
+ * of an import run: failed, and without a record, as there is no content hash to keep it by.
  */
-export async function withSalesFile(
-  file: SalesFile,
+export function unreadOutcome(name: string, message: string, onError: OnError, log?: Log, logMessage = 'sales file not read'): FileOutcome {
+  log?.warn({ file: name, reason: message }, logMessage);
+  return { status: 'refused', filename: name, message, onError, at: new Date().toISOString() };
+}
+
+/** A local folder (SALES_DIR) as a folder import's source: entries opened safely, as above. */
+export function localFolder(dir: string): SalesFolder {
+  return {
+    location: dir,
+    list: async () =>
+      (await listSalesFiles(dir)).map((file) => ({
+        name: file.name,
+        open: async () => {
+          const opened = await openSalesFile(file);
+          if ('refused' in opened) return { refused: refusalMessage(file.name, opened.refused) };
+          return { source: localFile(opened.path, file.name), close: opened.close };
+        },
+      })),
+  };
+}
+
+/**
+ * The folder imports read by configuration: SALES_URL's bucket (s3-source.ts, loaded only
+ * then), else SALES_DIR. The caller closes it when the run is over.
+ */
+export async function openSalesFolder(config: Pick<Config, 'salesDir' | 'salesUrl'>): Promise<SalesFolder> {
+  if (!config.salesUrl) return localFolder(config.salesDir);
+  const { s3Folder } = await import('./s3-source.js');
+  return s3Folder(config.salesUrl);
+}
+
+/**
+ * Opens `entry` and hands `use` its source; closes it afterwards. A refused entry becomes a
+ * failed outcome without `use` ever running.
+ */
+export async function withSalesEntry(
+  entry: SalesEntry,
   options: { onError: OnError; log: Log },
-  use: (filePath: string) => Promise<FileOutcome>,
+  use: (source: SalesSource) => Promise<FileOutcome>,
 ): Promise<FileOutcome> {
-  const opened = await openSalesFile(file);
-  if ('refused' in opened) return refusedOutcome(file.name, opened.refused, options.onError, options.log);
+  const opened = await entry.open();
+  if ('refused' in opened) return unreadOutcome(entry.name, opened.refused, options.onError, options.log, 'sales file refused');
   try {
-    return await use(opened.path);
+    return await use(opened.source);
   } finally {
     await opened.close();
   }

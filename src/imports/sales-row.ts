@@ -1,6 +1,7 @@
 import type { RowError, SaleRow } from '../db/sales-writer.js';
-import { parseAmountCents } from '../money.js';
-import { CsvFormatError, type CsvRecord } from './csv-reader.js';
+import { parseAmountCents, parseDecimalCommaCents } from '../money.js';
+import { CsvFormatError, type CsvRecord, type FieldDelimiter } from './csv-reader.js';
+import type { ColumnAliases } from './csv-format.js';
 
 export const REQUIRED_COLUMNS = ['date', 'order_id', 'product_id', 'amount_sgd'] as const;
 export type Column = (typeof REQUIRED_COLUMNS)[number];
@@ -11,36 +12,66 @@ export type { RowError, SaleRow } from '../db/sales-writer.js';
 /** Where each required column sits in a record, plus the header's warnings. */
 export interface HeaderLayout {
   index: Record<Column, number>;
+  /**
+   * Each column as row errors name it: the field's own name when the header uses it (in any
+   * case), else the header's name for it as the file writes it (an alias: `Order Date`).
+   */
+  labels: Record<Column, string>;
   width: number;
   warnings: string[];
+  delimiter: FieldDelimiter;
+  /** amount_sgd may use a decimal comma (`12,50`): semicolon- and tab-separated files only. */
+  decimalComma: boolean;
 }
 
 const MAX_ID_CHARS = 64;
 
-/** Reads the header record; a missing or repeated required column fails the whole file. */
-export function readHeader(record: CsvRecord): HeaderLayout {
+/**
+ * Reads the header record (split with `delimiter`, a comma unless told); a required column
+ * missing (under its own name and its aliases) or named twice fails the whole file.
+ */
+export function readHeader(
+  record: CsvRecord,
+  { delimiter = ',', columns = {} }: { delimiter?: FieldDelimiter; columns?: ColumnAliases } = {},
+): HeaderLayout {
   const names = record.fields.map((f) => f.trim().toLowerCase());
   const index = {} as Record<Column, number>;
+  const labels = {} as Record<Column, string>;
+  const used = new Set<number>();
   for (const column of REQUIRED_COLUMNS) {
-    const at = names.indexOf(column);
-    if (at === -1) {
+    const aliases = columns[column] ?? [];
+    const accepted = [column, ...aliases.map((a) => a.toLowerCase())];
+    const found = names.flatMap((name, i) => (accepted.includes(name) ? [i] : []));
+    if (found.length === 0) {
+      const also = aliases.length === 0 ? '' : ` or its alias${aliases.length > 1 ? 'es' : ''} ${aliases.map((a) => `"${a}"`).join(', ')}`;
       throw new CsvFormatError(
-        `missing required column "${column}" (the header must name ${REQUIRED_COLUMNS.join(', ')})`,
+        `missing required column "${column}"${also} (the header must name ${REQUIRED_COLUMNS.join(', ')})`,
         record.line,
       );
     }
-    if (names.indexOf(column, at + 1) !== -1) {
-      throw new CsvFormatError(`column "${column}" appears more than once in the header`, record.line);
+    const at = found[0]!;
+    const label = names[at] === column ? column : record.fields[at]!.trim();
+    if (found.length > 1) {
+      const second = found[1]!;
+      throw new CsvFormatError(
+        names[second] === names[at]
+          ? `column "${label}" appears more than once in the header`
+          : `columns "${record.fields[at]!.trim()}" (column ${at + 1}) and "${record.fields[second]!.trim()}" (column ${second + 1}) ` +
+              `both name ${column}; keep one, or change the column aliases`,
+        record.line,
+      );
     }
     index[column] = at;
+    labels[column] = label;
+    used.add(at);
   }
   const extras = record.fields
     .map((name, i) => ({ name: name.trim(), i }))
-    .filter(({ i }) => !(REQUIRED_COLUMNS as readonly string[]).includes(names[i]!))
+    .filter(({ i }) => !used.has(i))
     .map(({ name, i }) => (name === '' ? `(unnamed column ${i + 1})` : name));
   const warnings =
     extras.length === 0 ? [] : [`ignored column${extras.length > 1 ? 's' : ''}: ${extras.join(', ')}`];
-  return { index, width: names.length, warnings };
+  return { index, labels, width: names.length, warnings, delimiter, decimalComma: delimiter !== ',' };
 }
 
 /**
@@ -59,20 +90,27 @@ export function validateRecord(record: CsvRecord, layout: HeaderLayout): SaleRow
     ];
   }
   const errors: RowError[] = [];
+  const { labels } = layout;
   const date = fields[layout.index.date]!.trim();
-  const dateError = checkDate(date);
-  if (dateError) errors.push({ line, column: 'date', message: dateError });
+  const dateError = date === '' ? `${labels.date} is empty` : checkDate(date);
+  if (dateError) errors.push({ line, column: labels.date, message: dateError });
 
   const orderId = fields[layout.index.order_id]!.trim();
-  const orderError = checkId('order_id', orderId);
-  if (orderError) errors.push({ line, column: 'order_id', message: orderError });
+  const orderError = checkId(labels.order_id, orderId);
+  if (orderError) errors.push({ line, column: labels.order_id, message: orderError });
 
   const productId = fields[layout.index.product_id]!.trim();
-  const productError = checkId('product_id', productId);
-  if (productError) errors.push({ line, column: 'product_id', message: productError });
+  const productError = checkId(labels.product_id, productId);
+  if (productError) errors.push({ line, column: labels.product_id, message: productError });
 
-  const amount = parseAmountCents(fields[layout.index.amount_sgd]!.trim());
-  if (typeof amount === 'string') errors.push({ line, column: 'amount_sgd', message: amount });
+  const amountText = fields[layout.index.amount_sgd]!.trim();
+  const amount =
+    amountText === ''
+      ? `${labels.amount_sgd} is empty`
+      : layout.decimalComma
+        ? parseDecimalCommaCents(amountText)
+        : parseAmountCents(amountText);
+  if (typeof amount === 'string') errors.push({ line, column: labels.amount_sgd, message: amount });
 
   if (errors.length > 0) return errors;
   return { line, date, orderId, productId, amountCents: amount as number };

@@ -1,6 +1,7 @@
-import { parseAmountCents } from '../money.js';
+import { parseAmountCents, parseDecimalCommaCents } from '../money.js';
 import { MAX_RECORD_CHARS, isBlankRecord, parseRecord } from './csv-reader.js';
-import { checkDate, readHeader, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
+import { DEFAULT_CSV_FORMAT, findHeader, type CsvFormat } from './csv-format.js';
+import { checkDate, validateRecord, type HeaderLayout, type RowError, type SaleRow } from './sales-row.js';
 
 const COMMA = 44;
 const CR = 13;
@@ -18,11 +19,18 @@ const WHITE_SPACE = /\s/;
  * `npm run bench:csv`). Any other record — quoted, blank, the wrong width, cut by the end of the
  * text, or with anything to trim or report — is read by the general `parseRecord` and judged by
  * `validateRecord`, so the outcome is by construction the general path's.
+ *
+ * The header is read first, with the format's delimiter, or found among comma, semicolon and tab
+ * (`auto`, see findHeader); every record after it is split with that delimiter.
  */
 export class SalesScanner {
   private buf = '';
   private line = 1;
   private layout: HeaderLayout | undefined;
+  /** The field delimiter, as a string (for indexOf) and as a character code. */
+  private delimiter = ',';
+  private delimiterCode = COMMA;
+  private decimalComma = false;
   private width = 0;
   private dateAt = 0;
   private orderAt = 0;
@@ -45,6 +53,7 @@ export class SalesScanner {
       onHeader(layout: HeaderLayout): void;
       onErrors(errors: RowError[]): void;
     },
+    private readonly format: CsvFormat = DEFAULT_CSV_FORMAT,
   ) {}
 
   /** The header's layout, once its record has been read. */
@@ -111,17 +120,22 @@ export class SalesScanner {
           }
         }
       }
-      const record = parseRecord(buf, pos, line, final);
+      if (!this.layout) {
+        const found = findHeader(buf, pos, line, final, this.format);
+        pos = found.pos;
+        line = found.line;
+        if (!found.layout) break;
+        this.recordsRead++;
+        this.useHeader(found.layout);
+        continue;
+      }
+      const record = parseRecord(buf, pos, line, final, this.delimiterCode);
       if (record === null) break;
       const recordLine = line;
       line += record.newlines;
       pos = record.end;
       if (isBlankRecord(record.fields)) continue;
       this.recordsRead++;
-      if (!this.layout) {
-        this.useHeader(readHeader({ line: recordLine, fields: record.fields }));
-        continue;
-      }
       this.rowsRead++;
       const result = validateRecord({ line: recordLine, fields: record.fields }, this.layout);
       if (Array.isArray(result)) this.handlers.onErrors(result);
@@ -133,6 +147,9 @@ export class SalesScanner {
 
   private useHeader(layout: HeaderLayout): void {
     this.layout = layout;
+    this.delimiter = layout.delimiter;
+    this.delimiterCode = layout.delimiter.charCodeAt(0);
+    this.decimalComma = layout.decimalComma;
     this.width = layout.width;
     this.dateAt = layout.index.date;
     this.orderAt = layout.index.order_id;
@@ -144,19 +161,21 @@ export class SalesScanner {
 
   /**
    * The row of the unquoted record from `pos` to the LF at `lf`, or null to take the general path.
-   * Field k runs from `starts[k]` to `starts[k + 1] - 1` (the comma, or the line ending).
+   * Field k runs from `starts[k]` to `starts[k + 1] - 1` (the delimiter, or the line ending).
    */
   private plainRow(buf: string, pos: number, lf: number, line: number): SaleRow | null {
     const starts = this.starts;
     const last = this.width - 1;
+    const delimiter = this.delimiter;
+    const delimiterCode = this.delimiterCode;
     let from = pos;
     for (let k = 0; k < last; k++) {
-      const comma = buf.indexOf(',', from);
-      if (comma === -1 || comma > lf) return null; // fewer fields than the header
+      const at = buf.indexOf(delimiter, from);
+      if (at === -1 || at > lf) return null; // fewer fields than the header
       starts[k] = from;
-      from = comma + 1;
+      from = at + 1;
     }
-    for (let i = from; i < lf; i++) if (buf.charCodeAt(i) === COMMA) return null; // more fields than the header
+    for (let i = from; i < lf; i++) if (buf.charCodeAt(i) === delimiterCode) return null; // more fields than the header
     starts[last] = from;
     // A CR right before the LF belongs to the line ending, as in parseRecord.
     starts[last + 1] = lf > from && buf.charCodeAt(lf - 1) === CR ? lf : lf + 1;
@@ -186,7 +205,11 @@ export class SalesScanner {
     const productId = buf.slice(productFrom, productTo);
 
     // A field with white space at an end is not a number here, so it goes the general way.
-    const amountCents = parseAmountCents(buf, starts[this.amountAt]!, starts[this.amountAt + 1]! - 1);
+    const amountFrom = starts[this.amountAt]!;
+    const amountTo = starts[this.amountAt + 1]! - 1;
+    const amountCents = this.decimalComma
+      ? parseDecimalCommaCents(buf, amountFrom, amountTo)
+      : parseAmountCents(buf, amountFrom, amountTo);
     if (typeof amountCents !== 'number') return null;
 
     return { line, date, orderId, productId, amountCents };

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { CsvFormatError, CsvTextDecoder } from './csv-reader.js';
+import { DEFAULT_CSV_FORMAT, type CsvFormat } from './csv-format.js';
 import { SalesScanner } from './sales-scanner.js';
 import type { HeaderLayout, RowError, SaleRow } from './sales-row.js';
+import { openSource, type SalesSource } from './sales-source.js';
 
 /** Valid rows handed to the store at a time. */
 const BATCH_ROWS = 2000;
@@ -10,19 +11,22 @@ const BATCH_ROWS = 2000;
 /**
  * Reads a file once: records are validated, valid rows handed over in batches, bad ones reported.
  * Resolves to the file's SHA-256, so the caller can tell whether it changed while being read.
+ * `format`: the file's delimiter (or `auto`) and column aliases.
  */
 export async function streamRows(
-  filePath: string,
+  /** Where the bytes come from (a local file's path is one too). */
+  input: SalesSource | string,
   handlers: {
     onHeader(layout: HeaderLayout): void;
     onRows(rows: SaleRow[]): Promise<void>;
     onErrors(errors: RowError[]): void;
     onProgress?(bytesRead: number, rowsRead: number): void;
   },
+  format: CsvFormat = DEFAULT_CSV_FORMAT,
 ): Promise<string> {
   const hash = createHash('sha256');
   const decoder = new CsvTextDecoder();
-  const scanner = new SalesScanner(handlers);
+  const scanner = new SalesScanner(handlers, format);
   let pending: SaleRow[] = [];
   let bytesRead = 0;
 
@@ -38,7 +42,7 @@ export async function streamRows(
     if (from > 0) pending = pending.slice(from);
   };
 
-  const source = createReadStream(filePath, { highWaterMark: 1 << 16 });
+  const source = openSource(input);
   for await (const chunk of source as AsyncIterable<Buffer>) {
     hash.update(chunk);
     bytesRead += chunk.length;

@@ -12,6 +12,9 @@ export interface Upload {
   path: string;
   filename: string;
   onError?: 'fail' | 'skip';
+  /** The form's `delimiter` and `columns` fields, unchecked (the import's format reads them). */
+  delimiter?: string;
+  columns?: string;
   remove(): void;
 }
 
@@ -75,10 +78,14 @@ export async function receiveUpload(request: FastifyRequest, max: number): Promi
       throw tooLarge(max);
     }
     const onError = (part.fields.on_error as { value?: string } | undefined)?.value;
+    const delimiter = (part.fields.delimiter as { value?: unknown } | undefined)?.value;
+    const columns = (part.fields.columns as { value?: unknown } | undefined)?.value;
     return {
       path: file,
       filename: cleanFilename(part.filename),
       ...(onError === 'fail' || onError === 'skip' ? { onError } : {}),
+      ...(typeof delimiter === 'string' ? { delimiter } : {}),
+      ...(typeof columns === 'string' ? { columns } : {}),
       remove: () => rmSync(file, { force: true }),
     };
   }

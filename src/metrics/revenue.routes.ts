@@ -26,6 +26,8 @@ import {
 } from './revenue.service.js';
 
 const errors = { 400: { $ref: 'ErrorResponse#' }, 503: { $ref: 'ErrorResponse#' } } as const;
+/** Answers carry the data version as ETag: If-None-Match with it gets 304, no body, until the data changes. */
+const notModified = { 304: { type: 'null', description: 'Not modified: the If-None-Match ETag is still current (the data has not changed)' } } as const;
 
 /** Metrics are reads: the read-only token may ask them. */
 const reads = { access: 'read' } as const;
@@ -73,13 +75,14 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
     {
       config: reads,
       schema: {
+        operationId: 'getRevenue',
         tags: ['metrics'],
         summary: 'Total revenue, distinct orders and sales in a date range',
         description:
           'Optionally for some products only (product_id, repeatable), and compared with the equally long ' +
           'period just before (compare=previous_period, needs start and end).',
         querystring: TotalsQuery,
-        response: { 200: RevenueTotalsResponse, ...errors },
+        response: { 200: RevenueTotalsResponse, ...notModified, ...errors },
       },
     },
     async (request, reply) => {
@@ -93,11 +96,12 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
     {
       config: reads,
       schema: {
+        operationId: 'getDailyRevenue',
         tags: ['metrics'],
         summary: 'Revenue per calendar day, zero-filled',
         description: `Absent bounds default to the first / last sale date. At most ${MAX_SERIES_DAYS} days.`,
         querystring: RangeQuery,
-        response: { 200: DailyRevenueResponse, ...errors },
+        response: { 200: DailyRevenueResponse, ...notModified, ...errors },
       },
     },
     async (request, reply) => send(request, reply, dailyQuestion(request.query), presentDailyAnswer),
@@ -108,6 +112,7 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
     {
       config: reads,
       schema: {
+        operationId: 'getRevenueSeries',
         tags: ['metrics'],
         summary: 'Revenue per day, ISO week, month, quarter or year, zero-filled',
         description:
@@ -115,7 +120,7 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
           '`partial` when the range cuts them. Absent bounds default to the first / last sale date. ' +
           `At most ${MAX_SERIES_DAYS} periods and ${MAX_SERIES_SPAN_DAYS} days.`,
         querystring: SeriesQuery,
-        response: { 200: SeriesResponse, ...errors },
+        response: { 200: SeriesResponse, ...notModified, ...errors },
       },
     },
     async (request, reply) => {
@@ -129,13 +134,14 @@ export const revenueRoutes: FastifyPluginAsyncTypebox<{ database: Database; cach
     {
       config: reads,
       schema: {
+        operationId: 'getRevenueByProduct',
         tags: ['metrics'],
         summary: 'Top products in a date range by revenue or by orders',
         description:
           'Each with its revenue, share of the range’s total revenue, distinct orders and sales. ' +
           'Ties rank by product id (by revenue, then product id, when ordered by orders).',
         querystring: ByProductQuery,
-        response: { 200: ByProductResponse, ...errors },
+        response: { 200: ByProductResponse, ...notModified, ...errors },
       },
     },
     async (request, reply) => send(request, reply, byProductQuestion(request.query), presentByProductAnswer),

@@ -10,6 +10,7 @@ import { type Database } from '../../src/db/database.js';
 import { openDatabase } from '../../src/db/dialects/index.js';
 import { migrateToLatest } from '../../src/db/migrator.js';
 import { testConfig } from './config.js';
+import { checkResponses } from './openapi-validator.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import type { DialectName } from '../../src/db/database.js';
 
@@ -54,7 +55,8 @@ export function useHarness(kind: DialectName, overrides: Partial<Config> = {}): 
   });
 
   async function build(config: Config) {
-    const app = await buildApp({ config, database: h.database, logger: false });
+    // Every answer a test gets through app.inject is checked against the OpenAPI document.
+    const app = checkResponses(await buildApp({ config, database: h.database, logger: false }));
     apps.push(app);
     return app;
   }

@@ -1,22 +1,17 @@
 /**
- * Calls to the Zinc API from the page: JSON in and out, the API token (when the server wants
- * one) as a Bearer header, and errors turned into ApiError with the API's own message.
+ * Calls to the Zinc API from the page, through the typed client generated from the served OpenAPI
+ * document (client/): the API token (when the server wants one) as a Bearer header, and errors
+ * turned into ApiError with the API's own message.
  */
+import { createQuerySerializer } from 'openapi-fetch';
+import { apiError, createZincClient, unwrap, ZincApiError, type Answer, type FileResult, type Query } from '../../client/index.js';
+
+export { ZincApiError as ApiError };
 
 const TOKEN_KEY = 'zinc.apiToken';
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** The API answered 401: the token is missing or no longer accepted. */
-export class AuthRequired extends ApiError {
+export class AuthRequired extends ZincApiError {
   constructor() {
     super(401, 'unauthorized', 'The API token is missing or was not accepted.');
   }
@@ -58,50 +53,36 @@ function authHeaders(): Record<string, string> {
   return memoryToken ? { authorization: `Bearer ${memoryToken}` } : {};
 }
 
-async function failure(status: number, statusText: string, text: string): Promise<ApiError> {
-  if (status === 401) {
-    for (const listener of authListeners) listener();
-    return new AuthRequired();
-  }
-  try {
-    const body = JSON.parse(text) as { error?: string; message?: string };
-    return new ApiError(status, body.error ?? 'http_error', body.message ?? `${status} ${statusText}`);
-  } catch {
-    return new ApiError(status, 'http_error', `${status} ${statusText || 'error'}`);
-  }
+/** The API with this tab's token; no-cache: always revalidate (answers carry an ETag, so an unchanged one is a cheap 304). */
+export const client = createZincClient({ token: () => memoryToken, cache: 'no-cache' });
+
+function unauthorized(): AuthRequired {
+  for (const listener of authListeners) listener();
+  return new AuthRequired();
 }
 
-/** GET (or another method) of an API path; the JSON answer, or an ApiError. */
-export async function api<T>(path: string, init: { method?: string; signal?: AbortSignal } = {}): Promise<T> {
-  let response: Response;
+/**
+ * The data of a call of the client, or an ApiError with the API's message: AuthRequired on 401
+ * (after telling onAuthRequired's listeners), status 0 when the server could not be reached. An
+ * aborted call rejects with the AbortError.
+ */
+export async function call<T>(pending: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   try {
-    // no-cache: always revalidate (answers carry an ETag, so an unchanged one is a cheap 304).
-    response = await fetch(path, { ...init, headers: { accept: 'application/json', ...authHeaders() }, cache: 'no-cache' });
+    return await unwrap(pending);
   } catch (error) {
-    if ((error as Error).name === 'AbortError') throw error;
-    throw new ApiError(0, 'network', 'The server could not be reached. Check that Zinc is running.');
+    if (error instanceof ZincApiError && error.status === 401) throw unauthorized();
+    // fetch rejects with a TypeError when no answer comes (the server is down, the network is cut).
+    if (error instanceof TypeError) throw new ZincApiError(0, 'network', 'The server could not be reached. Check that Zinc is running.');
+    throw error;
   }
-  const text = await response.text();
-  if (!response.ok) throw await failure(response.status, response.statusText, text);
-  return JSON.parse(text) as T;
 }
 
-/** A query string from parameters; arrays repeat the name, undefined ones are left out. */
-export function query(params: Record<string, string | number | boolean | string[] | undefined | null>): string {
-  const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(params)) {
-    if (value === undefined || value === null) continue;
-    if (Array.isArray(value)) for (const item of value) search.append(name, item);
-    else search.append(name, String(value));
-  }
-  const text = search.toString();
-  return text ? `?${text}` : '';
-}
+/** An upload's answer: done at once (or skipped as already imported), or accepted and still processing. */
+export type UploadAnswer =
+  | { status: 200; body: FileResult }
+  | { status: 202; body: Answer<'/api/imports', 'post', 202> };
 
-export interface UploadAnswer {
-  status: number;
-  body: unknown;
-}
+const uploadQuery = createQuerySerializer<Query<'/api/imports', 'post'>>();
 
 /**
  * Sends a file as the request body (text/csv) with XMLHttpRequest, which, unlike fetch, reports
@@ -109,29 +90,31 @@ export interface UploadAnswer {
  */
 export function uploadFile(
   file: File,
-  onError: 'fail' | 'skip',
+  onError: NonNullable<Query<'/api/imports', 'post'>['on_error']>,
   onProgress: (sent: number, total: number) => void,
 ): { done: Promise<UploadAnswer>; abort: () => void } {
   const xhr = new XMLHttpRequest();
-  const url = `/api/imports/${query({ async: true, on_error: onError, filename: file.name })}`;
+  const url = `/api/imports?${uploadQuery({ async: true, on_error: onError, filename: file.name })}`;
   const done = new Promise<UploadAnswer>((resolve, reject) => {
     xhr.open('POST', url);
     xhr.setRequestHeader('content-type', 'text/csv');
     xhr.setRequestHeader('accept', 'application/json');
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (event) => onProgress(event.loaded, event.lengthComputable ? event.total : file.size);
-    xhr.onerror = () => reject(new ApiError(0, 'network', 'The upload was cut off. Check that Zinc is running and try again.'));
-    xhr.onabort = () => reject(new ApiError(0, 'aborted', 'The upload was cancelled.'));
+    xhr.onerror = () => reject(new ZincApiError(0, 'network', 'The upload was cut off. Check that Zinc is running and try again.'));
+    xhr.onabort = () => reject(new ZincApiError(0, 'aborted', 'The upload was cancelled.'));
     xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        try {
-          resolve({ status: xhr.status, body: JSON.parse(xhr.responseText) });
-        } catch {
-          reject(new ApiError(xhr.status, 'http_error', 'The server answered something that is not JSON.'));
-        }
-      } else {
-        failure(xhr.status, xhr.statusText, xhr.responseText).then(reject, reject);
+      let body: unknown;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = undefined;
       }
+      if (xhr.status === 401) reject(unauthorized());
+      else if (xhr.status < 200 || xhr.status >= 300) reject(apiError(xhr, body));
+      else if (body === undefined) reject(new ZincApiError(xhr.status, 'http_error', 'The server answered something that is not JSON.'));
+      else if (xhr.status === 202) resolve({ status: 202, body: body as Answer<'/api/imports', 'post', 202> });
+      else resolve({ status: 200, body: body as FileResult });
     };
     xhr.send(file);
   });
@@ -141,9 +124,9 @@ export function uploadFile(
 /** The service's own health (outside /api: no token). */
 export async function fetchHealth(): Promise<{ ok: boolean; database: string; engine?: string }> {
   try {
-    const response = await fetch('/health', { cache: 'no-store', headers: { accept: 'application/json' } });
-    const body = (await response.json()) as { status?: string; database?: string; engine?: string };
-    return { ok: response.ok && body.status === 'ok', database: body.database ?? `${response.status}`, engine: body.engine };
+    const { data, error, response } = await client.GET('/health', { cache: 'no-store' });
+    const body = data ?? (typeof error === 'object' ? error : undefined);
+    return { ok: response.ok && body?.status === 'ok', database: body?.database ?? `${response.status}`, engine: body?.engine };
   } catch {
     return { ok: false, database: 'the server does not answer' };
   }

@@ -2,11 +2,14 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import { formatDate, formatMonth, formatRange, toUtcMs } from './dates';
 import { compactMoney, formatInteger, formatMoney } from './format';
-import type { Granularity, Period } from './types';
+import type { Granularity, SeriesPeriod as Period } from '../../client/index.js';
+
+/** The granularities the chart draws (the API also has quarters and years). */
+export type ChartGranularity = Extract<Granularity, 'day' | 'week' | 'month'>;
 
 const HEIGHT = 300;
 
-function periodLabel(period: Period, granularity: Granularity): string {
+function periodLabel(period: Period, granularity: ChartGranularity): string {
   const label =
     granularity === 'month' ? formatMonth(period.period) : granularity === 'week' ? `Week of ${formatDate(period.period)}` : formatDate(period.period);
   return period.partial ? `${label} (${formatRange(period)} only)` : label;
@@ -14,7 +17,7 @@ function periodLabel(period: Period, granularity: Granularity): string {
 
 /** Axis labels: "27 Oct" for days and weeks, "Oct 2026" for months. */
 const shortDay = new Intl.DateTimeFormat('en-SG', { day: 'numeric', month: 'short', timeZone: 'UTC' });
-function tick(date: string, granularity: Granularity): string {
+function tick(date: string, granularity: ChartGranularity): string {
   return granularity === 'month' ? formatMonth(date) : shortDay.format(new Date(toUtcMs(date)));
 }
 
@@ -29,7 +32,7 @@ export function RevenueChart({
   rangeLabel,
 }: {
   periods: Period[];
-  granularity: Granularity;
+  granularity: ChartGranularity;
   /** The range's total revenue (the API's string), shown while no period is pointed at. */
   total: string;
   rangeLabel: string;

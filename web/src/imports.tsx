@@ -1,7 +1,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, query, uploadFile } from './api';
+import type { FileResult, ImportList, ImportProgress, ImportRecord, ImportSummary, Query } from '../../client/index.js';
+import { ApiError, call, client, uploadFile } from './api';
 import { formatBytes, formatDuration, formatEta, formatInteger, formatTimestamp } from './format';
-import type { FileResult, ImportList, ImportRecord, ImportStatus, ImportSummary, Progress } from './types';
+
+/** Every status an import answer can carry: a record's, or `skipped` for a file imported before. */
+type Status = FileResult['status'];
+type OnError = NonNullable<Query<'/api/imports', 'post'>['on_error']>;
 
 const PAGE_SIZE = 20;
 const POLL_MS = 400;
@@ -9,12 +13,12 @@ const HISTORY_POLL_MS = 2000;
 
 type Job =
   | { phase: 'uploading'; filename: string; sent: number; total: number }
-  | { phase: 'processing'; filename: string; id: number; progress: Progress | undefined }
+  | { phase: 'processing'; filename: string; id: number; progress: ImportProgress | undefined }
   | {
       phase: 'done';
       filename: string;
       id: number;
-      status: ImportStatus | 'skipped';
+      status: Status;
       rows: number;
       rejected: number;
       errorCount: number;
@@ -44,7 +48,7 @@ function finished(record: ImportRecord | FileResult): Job {
 }
 
 export function Imports() {
-  const [onError, setOnError] = useState<'fail' | 'skip'>('fail');
+  const [onError, setOnError] = useState<OnError>('fail');
   const [job, setJob] = useState<Job | null>(null);
   const [list, setList] = useState<ImportList | null>(null);
   const [listError, setListError] = useState<string | null>(null);
@@ -68,7 +72,7 @@ export function Imports() {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const load = async () => {
       try {
-        const answer = await api<ImportList>(`/api/imports/${query({ limit: PAGE_SIZE, offset })}`, { signal: abort.signal });
+        const answer = await call(client.GET('/api/imports', { params: { query: { limit: PAGE_SIZE, offset } }, signal: abort.signal }));
         setList(answer);
         setListError(null);
         if (answer.imports.some((r) => r.status === 'processing')) timer = setTimeout(load, HISTORY_POLL_MS);
@@ -96,17 +100,17 @@ export function Imports() {
       });
       const answer = await done;
       if (answer.status !== 202) {
-        if (alive.current) setJob(finished(answer.body as FileResult));
+        if (alive.current) setJob(finished(answer.body));
         reload();
         return;
       }
-      let record = answer.body as ImportRecord;
+      let record: ImportRecord = answer.body;
       reload();
       while (record.status === 'processing') {
         if (!alive.current) return;
         setJob({ phase: 'processing', filename: record.filename, id: record.id, progress: record.progress });
         await sleep(POLL_MS);
-        record = await api<ImportRecord>(`/api/imports/${record.id}`);
+        record = await call(client.GET('/api/imports/{id}', { params: { path: { id: record.id } } }));
       }
       if (!alive.current) return;
       setJob(finished(record));
@@ -118,7 +122,7 @@ export function Imports() {
 
   const showErrors = async (id: number) => {
     try {
-      setDetails(await api<ImportRecord>(`/api/imports/${id}`));
+      setDetails(await call(client.GET('/api/imports/{id}', { params: { path: { id } } })));
     } catch (failure) {
       setNotice(failureText(failure));
     }
@@ -127,7 +131,7 @@ export function Imports() {
   const importFolder = async () => {
     setNotice(null);
     try {
-      const answer = await api<{ files: FileResult[] }>(`/api/import-sales/${query({ async: true })}`, { method: 'POST' });
+      const answer = await call(client.POST('/api/import-sales', { params: { query: { async: true } } }));
       setNotice(
         answer.files.length === 0
           ? 'No new files in the sales folder.'
@@ -277,7 +281,7 @@ function DropZone({ disabled, onFile }: { disabled: boolean; onFile: (file: File
   );
 }
 
-const STATUS_TEXT: Record<ImportStatus | 'skipped', string> = {
+const STATUS_TEXT: Record<Status, string> = {
   processing: 'Processing',
   success: 'Success',
   partial: 'Partial',
@@ -286,7 +290,7 @@ const STATUS_TEXT: Record<ImportStatus | 'skipped', string> = {
   skipped: 'Skipped',
 };
 
-function Badge({ status }: { status: ImportStatus | 'skipped' }) {
+function Badge({ status }: { status: Status }) {
   return (
     <span class={`badge badge-${status}`} data-status={status}>
       {STATUS_TEXT[status]}
@@ -314,7 +318,7 @@ function JobStatus({ job, onShowErrors }: { job: Job; onShowErrors: (id: number)
   let percent = 0;
   let tone = 'active';
   let line = '';
-  let status: ImportStatus | 'skipped' | 'uploading' = 'uploading';
+  let status: Status | 'uploading' = 'uploading';
   if (job.phase === 'uploading') {
     percent = job.total > 0 ? (job.sent / job.total) * 100 : 0;
     line = `Uploading ${formatBytes(job.sent)} of ${formatBytes(job.total)}`;
@@ -540,7 +544,7 @@ function UndoDialog({
     setBusy(true);
     setError(null);
     try {
-      onDone(await api<ImportRecord>(`/api/imports/${record.id}`, { method: 'DELETE' }));
+      onDone(await call(client.DELETE('/api/imports/{id}', { params: { path: { id: record.id } } })));
     } catch (failure) {
       setError(failureText(failure));
       setBusy(false);

@@ -1,17 +1,25 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, query } from './api';
-import { RevenueChart } from './chart';
+import { parameters, type RevenueByProduct, type RevenueSeries, type RevenueTotals } from '../../client/index.js';
+import { ApiError, call, client } from './api';
+import { RevenueChart, type ChartGranularity } from './chart';
 import { addDays, daysInclusive, formatRange, isDate, PRESETS, presetRange, today, type Preset, type Range } from './dates';
 import { formatInteger, formatMoney, formatPercent, formatSignedInteger, formatSignedMoney } from './format';
 import { hashParams, replaceRevenueParams } from './routes';
-import type { ByProductAnswer, Granularity, SeriesAnswer, TotalsAnswer } from './types';
 
-/** The API's limits: a daily series covers at most 3660 days; a question names at most 100 products. */
+/**
+ * The API's limits. A question names at most `maxItems` products, and one call lists at most
+ * `maximum` products: both from the document. A series has at most 3660 periods, so a daily one
+ * covers at most 3660 days: the server checks that in its handler (it depends on the range, so
+ * no parameter schema can state it) and the document says it only in words, hence the copy here.
+ */
 const MAX_DAY_SERIES = 3660;
-const MAX_PRODUCTS = 100;
+const MAX_PRODUCTS = parameters['/api/metrics/revenue'].get.product_id.maxItems;
+const ALL_PRODUCTS = parameters['/api/metrics/revenue/by-product'].get.limit.maximum;
 const TOP_PRODUCTS = 10;
 
-const GRANULARITIES: Array<{ id: Granularity; label: string }> = [
+type RankBy = RevenueByProduct['order'];
+
+const GRANULARITIES: Array<{ id: ChartGranularity; label: string }> = [
   { id: 'day', label: 'Day' },
   { id: 'week', label: 'Week' },
   { id: 'month', label: 'Month' },
@@ -21,9 +29,9 @@ interface Choices {
   /** null: not chosen yet (the last 30 days when they have sales, else all time). */
   preset: Preset | 'custom' | null;
   custom: Range | null;
-  granularity: Granularity;
+  granularity: ChartGranularity;
   products: string[];
-  rankBy: 'revenue' | 'orders';
+  rankBy: RankBy;
 }
 
 function readChoices(): Choices {
@@ -58,9 +66,9 @@ function writeChoices(choices: Choices): void {
 
 interface Figures {
   key: string;
-  totals: TotalsAnswer;
-  series: SeriesAnswer;
-  top: ByProductAnswer;
+  totals: RevenueTotals;
+  series: RevenueSeries;
+  top: RevenueByProduct;
 }
 
 export function Revenue() {
@@ -77,9 +85,10 @@ export function Revenue() {
 
   useEffect(() => {
     const abort = new AbortController();
+    const signal = abort.signal;
     Promise.all([
-      api<SeriesAnswer>(`/api/metrics/revenue/series/${query({ granularity: 'year' })}`, { signal: abort.signal }),
-      api<ByProductAnswer>(`/api/metrics/revenue/by-product/${query({ limit: 500 })}`, { signal: abort.signal }),
+      call(client.GET('/api/metrics/revenue/series', { params: { query: { granularity: 'year' } }, signal })),
+      call(client.GET('/api/metrics/revenue/by-product', { params: { query: { limit: ALL_PRODUCTS } }, signal })),
     ]).then(
       ([years, products]) => {
         setBounds(years.start && years.end && years.periods.length > 0 ? { start: years.start, end: years.end } : null);
@@ -98,7 +107,7 @@ export function Revenue() {
   const range = preset === 'custom' ? choices.custom : presetRange(preset, bounds ?? null, now);
   const rangeError = range && range.start > range.end ? 'The start date is after the end date.' : null;
   const dayAllowed = !range || daysInclusive(range.start, range.end) <= MAX_DAY_SERIES;
-  const granularity: Granularity = choices.granularity === 'day' && !dayAllowed ? 'week' : choices.granularity;
+  const granularity: ChartGranularity = choices.granularity === 'day' && !dayAllowed ? 'week' : choices.granularity;
   const key = range && !rangeError ? JSON.stringify([range, granularity, choices.products, choices.rankBy]) : null;
 
   useEffect(() => {
@@ -107,11 +116,13 @@ export function Revenue() {
     const filter = { start: range.start, end: range.end, product_id: choices.products };
     const signal = abort.signal;
     Promise.all([
-      api<TotalsAnswer>(`/api/metrics/revenue/${query({ ...filter, compare: 'previous_period' })}`, { signal }),
-      api<SeriesAnswer>(`/api/metrics/revenue/series/${query({ ...filter, granularity })}`, { signal }),
-      api<ByProductAnswer>(
-        `/api/metrics/revenue/by-product/${query({ start: range.start, end: range.end, limit: TOP_PRODUCTS, order: choices.rankBy })}`,
-        { signal },
+      call(client.GET('/api/metrics/revenue', { params: { query: { ...filter, compare: 'previous_period' } }, signal })),
+      call(client.GET('/api/metrics/revenue/series', { params: { query: { ...filter, granularity } }, signal })),
+      call(
+        client.GET('/api/metrics/revenue/by-product', {
+          params: { query: { start: range.start, end: range.end, limit: TOP_PRODUCTS, order: choices.rankBy } },
+          signal,
+        }),
       ),
     ]).then(
       ([totals, series, top]) => {
@@ -224,7 +235,7 @@ export function Revenue() {
             ) : (
               <RevenueChart
                 periods={shown.series.periods}
-                granularity={shown.series.granularity as Granularity}
+                granularity={shown.series.granularity as ChartGranularity}
                 total={shown.totals.total_revenue}
                 rangeLabel={shown.totals.start && shown.totals.end ? formatRange({ start: shown.totals.start, end: shown.totals.end }) : ''}
               />
@@ -372,7 +383,7 @@ function direction(sign: string | number | null): Direction {
   return /[1-9]/.test(text) ? 'up' : 'flat';
 }
 
-function Kpis({ totals }: { totals: TotalsAnswer }) {
+function Kpis({ totals }: { totals: RevenueTotals }) {
   const change = totals.change;
   const previous = totals.previous;
   return (
@@ -449,9 +460,9 @@ function Kpi(props: {
 }
 
 function TopProducts(props: {
-  top: ByProductAnswer;
-  rankBy: 'revenue' | 'orders';
-  onRankBy: (rank: 'revenue' | 'orders') => void;
+  top: RevenueByProduct;
+  rankBy: RankBy;
+  onRankBy: (rank: RankBy) => void;
   selected: string[];
   onToggle: (id: string) => void;
 }) {

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api, ApiError, AuthRequired, storeToken } from './api';
+import { ApiError, AuthRequired, call, client, storeToken } from './api';
 
 /** Asks once for the API token; it is kept in sessionStorage until the browser tab is closed. */
 export function TokenPrompt({ rejected, onAccepted }: { rejected: boolean; onAccepted: () => void }) {
@@ -21,7 +21,7 @@ export function TokenPrompt({ rejected, onAccepted }: { rejected: boolean; onAcc
     setError(null);
     storeToken(token);
     try {
-      await api('/api/imports/?limit=1');
+      await call(client.GET('/api/imports', { params: { query: { limit: 1 } } }));
       onAccepted();
     } catch (failure) {
       storeToken(null);
