@@ -16,6 +16,7 @@
 #   PG_HOST/PG_PORT/PG_USER/PG_PASSWORD   server for the PostgreSQL pass; the user must be allowed
 #                    to create databases (default 127.0.0.1 / 5432 / postgres / empty)
 #   READY_TIMEOUT    seconds to wait for the endpoints (default 30)
+#   MAX_IMAGE_MB     the image's size limit, in MB of 10^6 bytes as podman reports it (default 250)
 #   ZINC_LIVE_PATH / ZINC_READY_PATH   probe paths (default /health/live, /health/ready). Setting
 #                    ZINC_LIVE_PATH also overrides the image's HEALTHCHECK for these runs; only for
 #                    an app that does not have /health/live yet. A WARN line says so.
@@ -30,6 +31,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 IMAGE=${IMAGE:-zinc:test}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
+MAX_IMAGE_MB=${MAX_IMAGE_MB:-250}
 STOP_TIMEOUT=15
 LIVE_PATH=${ZINC_LIVE_PATH:-/health/live}
 READY_PATH=${ZINC_READY_PATH:-/health/ready}
@@ -244,8 +246,13 @@ if [[ ${SKIP_BUILD:-} != 1 ]]; then
     exit 1
   fi
 fi
-size=$(podman image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1000/1000}')
-info "image $IMAGE: $size"
+bytes=$(podman image inspect -f '{{.Size}}' "$IMAGE")
+size=$(awk -v b="$bytes" 'BEGIN {printf "%.1f MB", b/1000/1000}')
+if ((bytes <= MAX_IMAGE_MB * 1000 * 1000)); then
+  pass "image $IMAGE: $size (at most $MAX_IMAGE_MB MB)"
+else
+  fail "image $IMAGE: $size, over $MAX_IMAGE_MB MB"
+fi
 hc_cfg=$(podman image inspect -f '{{if .Config.Healthcheck}}{{json .Config.Healthcheck.Test}}{{end}}' "$IMAGE" 2>/dev/null || true)
 if [[ $hc_cfg == *"/health/live"* ]]; then
   pass "image has a HEALTHCHECK on /health/live"

@@ -17,6 +17,7 @@ import { registerRouteTemplate } from './http/route-template.js';
 import { registerParameterBounds, registerSecurity, registerTimeouts, serverLimits } from './http/security.js';
 import { AppError } from './http/errors.js';
 import { ErrorResponse } from './http/schemas.js';
+import { ImportRuns } from './imports/import-progress.js';
 import { importRoutes } from './imports/imports.routes.js';
 import { prometheusRoutes } from './http/prometheus.routes.js';
 import { Lifecycle } from './lifecycle.js';
@@ -34,6 +35,8 @@ export interface AppOptions {
   logger?: boolean | object;
   telemetry?: Telemetry;
   lifecycle?: Lifecycle;
+  /** The imports this instance runs, whether a request or its watched folder started them. */
+  runs?: ImportRuns;
 }
 
 /** Builds the HTTP application without listening: plugins, routes, error handling. */
@@ -43,6 +46,7 @@ export async function buildApp({
   logger,
   telemetry = new Telemetry(),
   lifecycle = new Lifecycle(),
+  runs = new ImportRuns(),
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger:
@@ -110,7 +114,7 @@ export async function buildApp({
 
   await app.register(healthRoutes, { database, lifecycle, reads });
   await app.register(prometheusRoutes, { telemetry, metricsToken: config.metricsToken });
-  await app.register(importRoutes, { database, config, telemetry, lifecycle });
+  await app.register(importRoutes, { database, config, telemetry, lifecycle, runs });
   await app.register(revenueRoutes, { database, cache: metricsCache, replicas: reads });
   await app.register(dashboardRoutes, { tokenRequired: config.apiToken !== undefined });
   return app;

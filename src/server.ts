@@ -7,7 +7,9 @@ import { openDatabase } from './db/dialects/index.js';
 import { migrateToLatest } from './db/migrator.js';
 import { serializedWrites } from './db/write-lock.js';
 import { recoverInterruptedImports } from './imports/import.service.js';
+import { importFormat } from './imports/csv-format.js';
 import { countImportOutcome } from './imports/import-metrics.js';
+import { ImportRuns } from './imports/import-progress.js';
 import { watchSalesFolder, type SalesWatch } from './imports/sales-watch.js';
 import { Lifecycle } from './lifecycle.js';
 import type { Log } from './log.js';
@@ -55,7 +57,8 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
     await database.close();
     throw error;
   }
-  const app = await buildApp({ config, database, telemetry, lifecycle });
+  const runs = new ImportRuns();
+  const app = await buildApp({ config, database, telemetry, lifecycle, runs });
   // Another instance (or a CLI run) may die mid-import while this one runs: look again now and then.
   const sweep = setInterval(() => {
     recoverInterruptedImports(database, log).catch((error: unknown) => log.warn({ err: error }, 'interrupted-import sweep failed'));
@@ -78,6 +81,9 @@ export async function startServer(config: Config, log: Log): Promise<RunningServ
       signal: lifecycle.signal,
       onFileDone: countImportOutcome(telemetry),
       mysqlLoadMethod: config.mysqlLoadMethod,
+      csv: importFormat(config.csvColumns),
+      // Its running import shows in /api/imports/{id} and zinc_imports_running like the API's.
+      runs,
     }).catch(async (error: unknown) => {
       await app.close();
       await database.close();

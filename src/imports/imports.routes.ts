@@ -14,7 +14,7 @@ import {
   type ImportOptions,
 } from './import.service.js';
 import { countImportOutcome } from './import-metrics.js';
-import { ImportRuns, sharedProgress } from './import-progress.js';
+import { sharedProgress, type ImportRuns } from './import-progress.js';
 import { openSalesFolder } from './sales-folder.js';
 import { SalesFolderError } from './sales-source.js';
 import { presentFolderResult, presentImport, presentImportSummary, presentOutcome } from './imports.presenter.js';
@@ -47,9 +47,9 @@ export const importRoutes: FastifyPluginAsyncTypebox<{
   config: Config;
   telemetry: Telemetry;
   lifecycle: Lifecycle;
-}> = async (app, { database, config, telemetry, lifecycle }) => {
-  // This app's running imports: their progress is its own, never another app's in the process.
-  const runs = new ImportRuns();
+  /** This app's running imports (its watched folder's too): their progress is its own, never another app's in the process. */
+  runs: ImportRuns;
+}> = async (app, { database, config, telemetry, lifecycle, runs }) => {
   telemetry.watchImports(runs);
   // Another instance's (or app's) import: the progress it writes to the database, while fresh.
   const withProgress = async (id: number) => {
