@@ -23,6 +23,7 @@ import { generateSalesCsv } from './sales-generator.js';
 
 const { values } = parseArgs({ options: { rows: { type: 'string', default: '1000000' }, worker: { type: 'boolean' } } });
 const silent = { info: () => {}, warn: () => {}, error: () => {} };
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 /** s3rver's one account. */
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
 

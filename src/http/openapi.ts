@@ -145,12 +145,15 @@ function documentedSchema(schema: FastifySchema | undefined, route: RouteOptions
 
 type Document = Record<string, unknown> & { paths?: Record<string, Record<string, Operation>> };
 interface Operation {
-  responses?: Record<string, { description?: string }>;
+  responses?: Record<string, { description?: string; content?: Record<string, { schema?: { $ref?: string } }>; headers?: unknown }>;
   requestBody?: unknown;
   [STREAMED_BODY]?: DocumentedBody;
 }
 
-/** The last touches: streamed request bodies in place, and every answer described. */
+/** Sent with 429, and with the 503s worth retrying soon (timeout, database unavailable or not writable). */
+const RETRY_AFTER = { description: 'Seconds to wait before trying again', schema: { type: 'integer', minimum: 0 } };
+
+/** The last touches: streamed request bodies in place, every answer described, Retry-After where it comes. */
 function finishDocument(document: Partial<Document>): Document {
   for (const item of Object.values(document.paths ?? {})) {
     for (const operation of Object.values(item)) {
@@ -163,6 +166,9 @@ function finishDocument(document: Partial<Document>): Document {
         if (answer.description === undefined || answer.description === 'Default Response') {
           answer.description = STATUS_DESCRIPTIONS[status] ?? 'See the error code';
         }
+        const error = answer.content?.['application/json']?.schema?.$ref === '#/components/schemas/ErrorResponse';
+        if (status === '429') answer.headers = { 'Retry-After': { ...RETRY_AFTER, required: true } };
+        if (status === '503' && error) answer.headers = { 'Retry-After': RETRY_AFTER };
       }
     }
   }
