@@ -1,5 +1,5 @@
 /**
- * npm run build:dev && node dist/bench/s3-import.js [--rows 1000000]
+ * npm run bench:s3 -- [--rows 1000000]
  *
  * The same generated sales CSV (bench/sales-generator.ts, chronological) imported into a fresh
  * SQLite database twice, each in a child process of its own: from a local folder (SALES_DIR), and

@@ -23,6 +23,7 @@ Commands:
          [--delimiter auto|comma|semicolon|tab] [--columns "date=Order Date,amount_sgd=Total"]
          [s3://bucket/prefix]    or under an S3 prefix (default: SALES_URL; AWS_* variables)
   watch [DIR] [--on-error skip]  import each new *.csv in DIR once it stops changing, until stopped
+         [--delimiter …] [--columns …]  (as import)
   demo                           import the sample files, then serve (the first-run path)
   openapi                        print the HTTP API's OpenAPI document (JSON), as /docs/json serves it
 
@@ -68,22 +69,15 @@ async function main(argv: string[]): Promise<number> {
           ? { ...process.env, SALES_URL: target, SALES_DIR: undefined }
           : { ...process.env, SALES_DIR: target, SALES_URL: undefined };
       const config = loadConfig(env);
-      const { delimiter, columns } = values;
-      if (!isDelimiterChoice(delimiter)) throw new ConfigError(`--delimiter must be ${DELIMITER_CHOICES.join(', ')} (got "${delimiter}")`);
-      let csv: CsvFormat;
-      try {
-        csv = importFormat(config.csvColumns, delimiter, columns);
-      } catch (error) {
-        if (error instanceof ColumnAliasError) throw new ConfigError(`--columns ${error.message}`);
-        throw error;
-      }
-      return runImport(config, onError, csv);
+      return runImport(config, onError, csvFormatOf(config, values));
     }
     case 'watch': {
       const onError = values['on-error'];
       if (onError !== 'fail' && onError !== 'skip') throw new ConfigError('--on-error must be fail or skip');
-      const env = rest[0] ? { ...process.env, SALES_DIR: rest[0] } : process.env;
-      return runWatch(loadConfig(env), onError);
+      // A folder given here is what is watched, whatever SALES_URL says.
+      const env = rest[0] ? { ...process.env, SALES_DIR: rest[0], SALES_URL: undefined } : process.env;
+      const config = loadConfig(env);
+      return runWatch(config, onError, csvFormatOf(config, values));
     }
     case 'demo': {
       const config = loadConfig();
@@ -184,7 +178,7 @@ async function runImport(config: Config, onError: OnError, csv = importFormat(co
  * Watches the folder until SIGINT/SIGTERM, printing one line per file as `import` does. The
  * signal rolls a running import back (its record says so; the next run takes the file again).
  */
-async function runWatch(config: Config, onError: OnError): Promise<number> {
+async function runWatch(config: Config, onError: OnError, csv: CsvFormat): Promise<number> {
   if (config.salesUrl) throw new ConfigError('zinc watch watches a local folder (DIR or SALES_DIR), not SALES_URL');
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const database = openDatabase(config.database);
@@ -209,7 +203,7 @@ async function runWatch(config: Config, onError: OnError): Promise<number> {
       signal: stop.signal,
       onProgress: progress.report,
       mysqlLoadMethod: config.mysqlLoadMethod,
-      csv: importFormat(config.csvColumns),
+      csv,
       report: (outcome) => {
         progress.finish();
         console.log(outcomeLine(outcome));
@@ -224,6 +218,17 @@ async function runWatch(config: Config, onError: OnError): Promise<number> {
     return 0;
   } finally {
     await database.close();
+  }
+}
+
+/** The CSV format `--delimiter` and `--columns` ask for, on top of CSV_COLUMNS. */
+function csvFormatOf(config: Config, { delimiter, columns }: { delimiter?: string | undefined; columns?: string | undefined }): CsvFormat {
+  if (!isDelimiterChoice(delimiter)) throw new ConfigError(`--delimiter must be ${DELIMITER_CHOICES.join(', ')} (got "${delimiter}")`);
+  try {
+    return importFormat(config.csvColumns, delimiter, columns);
+  } catch (error) {
+    if (error instanceof ColumnAliasError) throw new ConfigError(`--columns ${error.message}`);
+    throw error;
   }
 }
 

@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.js';
@@ -89,6 +91,11 @@ describe('the OpenAPI document', () => {
     expect(printed.servers).toHaveLength(1);
     expect(printed.info.license?.name).toBe('MIT');
     expect(printed.info.description).toMatch(/Every path also takes a trailing slash/);
+  });
+
+  it('when `zinc openapi` runs (the built CLI), then it prints that document as JSON', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [path.resolve('dist/src/cli.js'), 'openapi'], { env: { ...process.env, LOG_LEVEL: 'silent' } });
+    expect(JSON.parse(stdout)).toEqual(await openApiDocument());
   });
 
   it('when read, then every operation has a unique camelCase operationId, a summary, a description and tags the document defines', async () => {
@@ -268,8 +275,10 @@ describe.each(DIALECTS)('every operation, against the document (%s)', (kind) => 
     const app = await h.rebuild({ rateLimitMax: 2 });
     for (const [url, token] of [['/api/metrics/revenue', READ], ['/metrics', METRICS]] as const) {
       const answers = [];
-      for (let i = 0; i < 3; i += 1) answers.push((await app.inject({ url, headers: bearer(token) })).statusCode);
-      expect(answers.at(-1), url).toBe(429);
+      for (let i = 0; i < 3; i += 1) answers.push(await app.inject({ url, headers: bearer(token) }));
+      expect(answers.at(-1)!.statusCode, url).toBe(429);
+      // The document says a 429 always carries Retry-After, in seconds.
+      expect(answers.at(-1)!.headers['retry-after'], url).toMatch(/^\d+$/);
     }
   });
 });

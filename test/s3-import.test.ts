@@ -236,6 +236,37 @@ describe.each(DIALECTS)('imports from S3-compatible storage (%s)', (kind) => {
     expect(stored.map((r) => r.order_id)).toEqual([newer]);
   });
 
+  // SQLite has no write conflicts (its write lock is taken at BEGIN).
+  it.skipIf(kind === 'sqlite')(
+    'when a write conflict runs the load again, then the object is read again from its first byte, pinned to the version first read',
+    async () => {
+      const bucket = await newBucket();
+      const first = orderId();
+      await s3.put(bucket, 'retry.csv', csv([['2024-08-10', first, 'P-1', '8.00']]));
+      await s3.put(bucket, 'swapped.csv', csv([['2024-08-11', orderId('OLD'), 'P-1', '8.00']]));
+      const reads: string[] = [];
+      // The load's first read meets what the database would answer to a deadlock.
+      const deadlock = () => Object.assign(new Error('Deadlock found when trying to get lock'), { code: kind === 'postgres' ? '40P01' : 'ER_LOCK_DEADLOCK' });
+      const result = await importS3(bucket, '', {
+        wrap: (f) =>
+          hooked(f, {
+            beforeRead: async (name, n) => {
+              reads.push(`${name}#${n}`);
+              if (n !== 2) return;
+              if (name === 'swapped.csv') await s3.put(bucket, 'swapped.csv', csv([['2024-08-11', orderId('NEW'), 'P-1', '80.00']]));
+              throw deadlock();
+            },
+          }),
+      });
+      expect(reads).toEqual(['retry.csv#1', 'retry.csv#2', 'retry.csv#3', 'swapped.csv#1', 'swapped.csv#2', 'swapped.csv#3']);
+      expect(recordOf(result.files[0])).toMatchObject({ status: 'success', num_rows: 1 });
+      const swapped = recordOf(result.files[1]);
+      expect(swapped.status).toBe('failed');
+      expect(swapped.error_message).toMatch(new RegExp(`^s3://${bucket}/swapped\\.csv changed while it was being imported`));
+      expect((await h.database.db.selectFrom('sales').select('order_id').execute()).map((r) => r.order_id)).toEqual([first]);
+    },
+  );
+
   it('when SALES_URL is set, then POST /api/import-sales reads the bucket (also async), and a missing bucket or a store that does not answer is a clear 502 / 503', async () => {
     const bucket = await newBucket();
     await s3.put(bucket, 'exports/2024-09.csv', csv([['2024-09-01', orderId(), 'P-1', '9.99']]));

@@ -105,6 +105,50 @@ describe.each(DIALECTS)('watched folder (%s)', (kind) => {
     expect(await totals()).toMatchObject({ total_revenue: '60.05', sale_count: 3 });
   });
 
+  it('when a writer pauses inside the last field for longer than the settle period, then the cut row is not imported (a file without a final line end waits ten settle periods) and the complete file imports once', async () => {
+    const { watching, outcomes, outcome } = await watchFolder();
+    const text = csv(rows('AMOUNT', ['10.00', '20.00', '1234.56']));
+    const cut = text.length - 5; // "…,P-2,12" of "…,P-2,1234.56\n": a valid row, and a wrong one
+    h.writeCsv('amount.csv', text.slice(0, cut));
+    // Three settle periods: long enough for a terminated file, not for this one.
+    const target = watching.scans + Math.ceil((3 * SETTLE_MS) / POLL_MS);
+    await waitFor(async () => (watching.scans >= target ? true : undefined), WAIT_MS, 'three settle periods of scans');
+    expect(outcomes).toEqual([]);
+    appendFileSync(path.join(h.salesDir, 'amount.csv'), text.slice(cut));
+    const whole = await outcome('amount.csv', 'success');
+    expect(whole.status === 'success' && whole.record.num_rows).toBe(3);
+    expect((await records()).map((r) => [r.status, r.num_rows])).toEqual([['success', 3]]);
+    expect(await totals()).toMatchObject({ total_revenue: '1264.56', sale_count: 3 });
+  });
+
+  it('when an empty file appears (a shell redirect before its writer writes), then nothing is imported until it has content', async () => {
+    const { watching, outcomes, outcome } = await watchFolder();
+    writeFileSync(path.join(h.salesDir, 'redirect.csv'), '');
+    const target = watching.scans + Math.ceil((3 * SETTLE_MS) / POLL_MS);
+    await waitFor(async () => (watching.scans >= target ? true : undefined), WAIT_MS, 'three settle periods of scans');
+    expect(outcomes).toEqual([]);
+    expect(await records()).toEqual([]);
+    appendFileSync(path.join(h.salesDir, 'redirect.csv'), csv(rows('REDIRECT', ['7.00'])));
+    await outcome('redirect.csv', 'success');
+    expect(await totals()).toMatchObject({ total_revenue: '7.00', sale_count: 1 });
+  });
+
+  it('when the folder goes away while a file is settling, then it is scanned for at the poll interval, not in a tight loop', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'zinc-watch-gone-'));
+    const outcomes: FileOutcome[] = [];
+    const watching = await watchSalesFolder(h.database, dir, { settleMs: SETTLE_MS, pollMs: POLL_MS, onError: 'fail', log: quiet, report: (o) => outcomes.push(o) });
+    running.push(watching);
+    writeFileSync(path.join(dir, 'settling.csv'), csv(rows('GONE', ['1.00'])).slice(0, 20));
+    await scansPass(watching, 2);
+    rmSync(dir, { recursive: true, force: true });
+    const before = watching.scans;
+    const window = 5 * SETTLE_MS;
+    await new Promise((resolve) => setTimeout(resolve, window));
+    // At most one scan per poll (plus one for a nudge); a tight loop makes hundreds.
+    expect(watching.scans - before).toBeLessThanOrEqual(window / POLL_MS + 2);
+    expect(outcomes).toEqual([]);
+  });
+
   it('when a writer pauses between lines for longer than the settle period, then the part imports as a file of its own and the complete file replaces its rows', async () => {
     const { outcome } = await watchFolder();
     const all = rows('LINES', ['1.00', '2.00', '3.00', '4.00']);

@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { lstat, readdir, realpath } from 'node:fs/promises';
+import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Database } from '../db/database.js';
 import type { Log } from '../log.js';
@@ -16,13 +16,17 @@ import { openSalesFile, refusedOutcome } from './sales-folder.js';
  * source of truth, because fs.watch misses changes on network filesystems and some bind mounts.
  * fs.watch, where it works, only makes the next scan come sooner.
  *
- * A file is ready when two observations at least `settleMs` apart saw the same inode, size and
- * mtime. A file that changes while it is read is not committed anyway: the import hashes what it
+ * A file is ready when two observations at least `settleMs` apart saw the same inode, size,
+ * mtime and ctime, and it ends with a line end. An empty file is not ready (a shell redirect
+ * creates it before its writer has written anything), and a file whose last line has no line end
+ * yet must stay unchanged ten times as long (`UNTERMINATED_SETTLE_FACTOR`): a writer paused in
+ * the middle of its last field (`…,P-1,12` of `…,P-1,1234.56`) would otherwise have a valid,
+ * wrong row imported. A file that changes while it is read is not committed anyway: the import hashes what it
  * reads and fails a file whose bytes differ from those it claimed ("the file changed while it was
  * being imported"); the watcher then sees the new size, waits for it to settle again and imports
  * the whole file, a new content under a new SHA-256. A writer that pauses longer than `settleMs`
- * mid-file can still have the part written so far imported as a file of its own (it fails on the
- * trailing partial line in strict mode); when the rest arrives, the complete file is imported and
+ * between two lines can still have the part written so far imported as a file of its own; when
+ * the rest arrives, the complete file is imported and
  * its rows replace the part's by (order_id, product_id), so the totals are the complete file's.
  * Writers that cannot promise that should write under a temporary name and rename into place:
  * dotfiles and names not ending in `.csv` (`*.part`, `*.tmp`, `*~`) are never looked at.
@@ -70,7 +74,7 @@ export function isWatchedName(name: string): boolean {
   return name.toLowerCase().endsWith('.csv') && !name.startsWith('.') && !name.startsWith('~');
 }
 
-/** What a file is now; a change of any part means it is still being written (or was rewritten). */
+/** What a file is now (inode, size, mtime, ctime); a change of any part means it is still being written, was rewritten, or had its permissions changed. */
 type Signature = string;
 
 interface Tracked {
@@ -78,6 +82,8 @@ interface Tracked {
   size: number;
   /** When this signature was first seen. */
   since: number;
+  /** How long this state must stay unchanged: `settleMs`, longer once seen without a final line end. */
+  settleFor: number;
   /** This signature has had its outcome; nothing more until the file changes. */
   done: boolean;
   /** Not before then (another importer holds it, or its import threw). */
@@ -88,6 +94,11 @@ interface Tracked {
 
 /** Longest wait before a file whose import threw, or that another importer holds, is looked at again. */
 const MAX_RETRY_MS = 60_000;
+/**
+ * A file whose last line has no line end yet waits this many settle periods: it may be a writer
+ * paused mid-field, or a complete export without a final newline.
+ */
+export const UNTERMINATED_SETTLE_FACTOR = 10;
 /** fs.watch reports come in bursts while a file is written: one scan for a burst. */
 const NUDGE_MS = 50;
 
@@ -102,7 +113,9 @@ const NUDGE_MS = 50;
  */
 export async function watchSalesFolder(database: Database, dir: string, options: SalesWatchOptions): Promise<SalesWatch> {
   const real = await realpath(dir);
-  const { settleMs, pollMs, report = logOutcome(options.log), ...importOptions } = options;
+  // onFileDone is told once per file state, here, not by every try of importFile (a file another
+  // instance holds is tried again, and would be counted `skipped` each time).
+  const { settleMs, pollMs, report = logOutcome(options.log), onFileDone, ...importOptions } = options;
   const log = options.log;
   const files = new Map<string, Tracked>();
   let stopping = false;
@@ -163,6 +176,11 @@ export async function watchSalesFolder(database: Database, dir: string, options:
         lastScanError = message;
       }
       scans++;
+      if (lastScanError !== undefined) {
+        // Files seen before the folder went away are not retried every few milliseconds meanwhile.
+        schedule(pollMs);
+        return;
+      }
       if (next === undefined || stopping) break;
       // Every way out of take marks this state done, puts it off, or forgets it: never ready twice in a row.
       await take(next);
@@ -183,13 +201,13 @@ export async function watchSalesFolder(database: Database, dir: string, options:
         files.delete(name);
         continue;
       }
-      const signature = `${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+      const signature = `${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`;
       const known = files.get(name);
       if (!known || known.signature !== signature) {
-        files.set(name, { signature, size: stats.size, since: now, done: false, retryAt: 0, failures: 0 });
+        files.set(name, { signature, size: stats.size, since: now, settleFor: settleMs, done: false, retryAt: 0, failures: 0 });
         continue;
       }
-      if (!known.done && now - known.since >= settleMs && now >= known.retryAt) ready.push(name);
+      if (!known.done && now - known.since >= known.settleFor && now >= known.retryAt) ready.push(name);
     }
     return ready;
   }
@@ -199,7 +217,7 @@ export async function watchSalesFolder(database: Database, dir: string, options:
     const now = Date.now();
     let at = now + pollMs;
     for (const t of files.values()) {
-      if (!t.done) at = Math.min(at, Math.max(t.since + settleMs, t.retryAt));
+      if (!t.done) at = Math.min(at, Math.max(t.since + t.settleFor, t.retryAt));
     }
     return Math.max(at - now, 10);
   }
@@ -223,7 +241,7 @@ export async function watchSalesFolder(database: Database, dir: string, options:
       }
       tracked.done = true;
       const outcome = refusedOutcome(name, opened.refused, options.onError, log);
-      options.onFileDone?.(outcome);
+      onFileDone?.(outcome);
       report(outcome);
       return;
     }
@@ -233,6 +251,15 @@ export async function watchSalesFolder(database: Database, dir: string, options:
         files.delete(name);
         return;
       }
+      // Nothing written yet: any write makes it a new state.
+      if (opened.size === 0) {
+        tracked.done = true;
+        return;
+      }
+      if (tracked.settleFor === settleMs && !(await endsWithLineEnd(opened.path, opened.size))) {
+        tracked.settleFor = settleMs * UNTERMINATED_SETTLE_FACTOR;
+        if (Date.now() - tracked.since < tracked.settleFor) return;
+      }
       const outcome = await importFile(database, opened.path, name, importOptions);
       if (outcome.status === 'skipped' && outcome.record.status === 'processing') {
         // Another importer (another instance on the same folder) has it now: look again later,
@@ -241,6 +268,7 @@ export async function watchSalesFolder(database: Database, dir: string, options:
         return;
       }
       tracked.done = true;
+      onFileDone?.(outcome);
       report(outcome);
     } catch (error) {
       const waitMs = backoff(tracked);
@@ -265,6 +293,17 @@ export async function watchSalesFolder(database: Database, dir: string, options:
       await cycle;
     },
   };
+}
+
+/** Whether the file's last byte is a line end (LF, which ends CRLF too). */
+async function endsWithLineEnd(filePath: string, size: number): Promise<boolean> {
+  const handle = await open(filePath, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(1), 0, 1, size - 1);
+    return bytesRead === 1 && buffer[0] === 0x0a;
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The default report: one log line per file outcome. */
