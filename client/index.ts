@@ -146,7 +146,9 @@ export function csvBody(csv: Blob | string) {
 
 /**
  * The body options for a `multipart/form-data` request (POST /api/imports with a `file` field):
- * each field a form part; a File keeps its name as the part's filename.
+ * each field a form part, plain fields first and files last (the server streams the file as it
+ * arrives, so it reads `on_error` only from a part before it); a File keeps its name as the part's
+ * filename.
  *
  * @example
  * await unwrap(zinc.POST('/api/imports', formBody({ file: new File([text], 'may.csv'), on_error: 'skip' })));
@@ -157,10 +159,10 @@ export function formBody<const T extends Record<string, Blob | string | number |
     // openapi-fetch types the serializer's argument as any of the operation's bodies: it is `fields`.
     bodySerializer: (body: unknown) => {
       const form = new FormData();
-      for (const [name, value] of Object.entries(body as T)) {
-        if (value === undefined) continue;
+      const entries = Object.entries(body as T);
+      for (const [name, value] of entries) if (value !== undefined && !(value instanceof Blob)) form.append(name, String(value));
+      for (const [name, value] of entries) {
         if (value instanceof Blob) form.append(name, value, 'name' in value && typeof value.name === 'string' ? value.name : name);
-        else form.append(name, String(value));
       }
       return form;
     },

@@ -1,6 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReadReplicas } from './db/read-replicas.js';
 
+/** Longest a scrape waits for the readiness check before reporting the database down. */
+export const SCRAPE_CHECK_TIMEOUT_MS = 2500;
+
 /** The running imports as `watchImports` reads them (`ImportRuns` of imports/import-progress.ts). */
 export interface RunningImports {
   readonly size: number;
@@ -106,13 +109,26 @@ export class Telemetry {
    * every scrape, so an instance that nothing probes still reports it. While shutting down the
    * database is not checked and `zinc_database_up` keeps its last value.
    */
-  watchReadiness(check: () => Promise<Readiness>): void {
-    // One check per scrape: both gauges collect at once and share the check under way.
+  watchReadiness(check: () => Promise<Readiness>, timeoutMs = SCRAPE_CHECK_TIMEOUT_MS): void {
+    // One check at a time: both gauges collect at once and share the check under way, and a
+    // check that outlives its scrape is joined by the next scrape rather than started again.
     let pending: Promise<Readiness> | undefined;
-    const probe = () =>
-      (pending ??= check()
+    const probe = async (): Promise<Readiness> => {
+      const running = (pending ??= check()
         .catch((error: Error) => ({ status: 'error', database: error.message }))
         .finally(() => (pending = undefined)));
+      // A database that does not answer makes the scrape say so in time, instead of holding the
+      // whole scrape (process metrics included) past Prometheus's timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<Readiness>((resolve) => {
+        timer = setTimeout(() => resolve({ status: 'error', database: `no answer within ${timeoutMs} ms` }), timeoutMs);
+      });
+      try {
+        return await Promise.race([running, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     new Gauge({
       name: 'zinc_ready',
       help: 'Whether /health/ready answers 200 (1): database reachable, schema at the latest migration, not shutting down; else 0',

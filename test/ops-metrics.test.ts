@@ -8,7 +8,7 @@ import { parseDatabaseUrl } from '../src/config.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { ImportRuns } from '../src/imports/import-progress.js';
 import { Lifecycle } from '../src/lifecycle.js';
-import { Telemetry } from '../src/telemetry.js';
+import { Telemetry, type Readiness } from '../src/telemetry.js';
 import { testConfig } from './support/config.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 
@@ -293,6 +293,30 @@ describe('readiness gauges when the database is unreachable', () => {
     const ready = await app.inject({ url: '/health/ready' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json().database).toContain('ECONNREFUSED');
+  });
+});
+
+describe('readiness gauges when the check hangs', () => {
+  it('when the readiness check does not answer, then a scrape reports 0 within the bound and later scrapes join the same check', async () => {
+    const telemetry = new Telemetry();
+    let calls = 0;
+    let answer: ((r: Readiness) => void) | undefined;
+    telemetry.watchReadiness(() => {
+      calls++;
+      return new Promise<Readiness>((resolve) => (answer = resolve));
+    }, 150);
+    const started = performance.now();
+    let scraped = parseScrape(await telemetry.registry.metrics());
+    expect(performance.now() - started).toBeLessThan(5_000); // never the check's own (endless) time
+    expect([scraped.value('zinc_ready'), scraped.value('zinc_database_up')]).toEqual([0, 0]);
+    scraped = parseScrape(await telemetry.registry.metrics());
+    expect(scraped.value('zinc_ready')).toBe(0);
+    expect(calls).toBe(1);
+    answer!({ status: 'ok', database: 'ok' });
+    await new Promise((resolve) => setImmediate(resolve));
+    scraped = parseScrape(await telemetry.registry.metrics());
+    expect([scraped.value('zinc_ready'), scraped.value('zinc_database_up')]).toEqual([0, 0]);
+    expect(calls).toBe(2);
   });
 });
 
