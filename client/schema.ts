@@ -474,6 +474,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -602,6 +604,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -620,6 +624,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -766,6 +772,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -784,6 +792,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -857,6 +867,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -866,6 +878,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1040,6 +1054,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1049,6 +1065,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1140,6 +1158,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1149,6 +1169,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1276,6 +1298,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1285,6 +1309,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1440,6 +1466,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1449,6 +1477,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1529,6 +1559,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1538,6 +1570,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1633,6 +1667,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1642,6 +1678,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1740,6 +1778,8 @@ export interface operations {
             /** @description Too many requests from this client in the window (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_MS); retry after Retry-After seconds */
             429: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1749,6 +1789,8 @@ export interface operations {
             /** @description Unavailable: the database cannot be reached or written, a write kept conflicting, or no answer within REQUEST_TIMEOUT_MS; retry after Retry-After seconds */
             503: {
                 headers: {
+                    /** @description Seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

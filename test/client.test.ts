@@ -1,12 +1,13 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createZincClient, csvBody, formBody, unwrap, ZincApiError, type ZincClient } from '../client/index.js';
 import { startServer, type RunningServer } from '../src/server.js';
 import { testConfig } from './support/config.js';
 import { createTestDatabase, DIALECTS, type TestDatabase } from './support/databases.js';
 import { csv } from './support/harness.js';
+import { OpenApiContract } from './support/openapi-validator.js';
 
 /**
  * The typed client (client/, generated from the served OpenAPI document) against a real server
@@ -14,10 +15,42 @@ import { csv } from './support/harness.js';
  * revenue questions answered to the cent (expected values worked out by hand from the rows each
  * test writes), import records, undo, and error answers read through ZincApiError. Each test
  * writes its own month of sales, so the tests share one server without seeing each other's rows.
+ * Every answer the clients get is also checked against client/openapi.json, the document their
+ * types were generated from: what the types promise is what came.
  */
 
 const TOKEN = 'client-test-token-5c1e';
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+const contract = new OpenApiContract(JSON.parse(readFileSync(new URL('../client/openapi.json', import.meta.url), 'utf8')));
+const mismatches: string[] = [];
+let checkedAnswers = 0;
+
+/** The client, with each answer checked against the committed document (mismatches collected for afterEach). */
+function checked(client: ZincClient): ZincClient {
+  client.use({
+    async onResponse({ request, response, schemaPath }) {
+      const problem = contract.problem({
+        method: request.method,
+        route: schemaPath,
+        url: request.url,
+        statusCode: response.status,
+        contentType: response.headers.get('content-type') ?? undefined,
+        body: await response.clone().text(),
+      });
+      checkedAnswers += 1;
+      if (problem) mismatches.push(problem);
+    },
+  });
+  return client;
+}
+
+afterEach(() => {
+  expect(mismatches.splice(0), 'answers that differ from client/openapi.json').toEqual([]);
+});
+
+afterAll(() => {
+  expect(checkedAnswers).toBeGreaterThan(0);
+});
 
 describe.each(DIALECTS)('typed client against a live server (%s)', (kind) => {
   let database: TestDatabase;
@@ -29,7 +62,7 @@ describe.each(DIALECTS)('typed client against a live server (%s)', (kind) => {
     database = await createTestDatabase(kind);
     salesDir = mkdtempSync(path.join(tmpdir(), 'zinc-client-sales-'));
     server = await startServer(testConfig(database.config, salesDir, { apiToken: TOKEN }), quiet);
-    zinc = createZincClient({ baseUrl: server.url, token: TOKEN });
+    zinc = checked(createZincClient({ baseUrl: server.url, token: TOKEN }));
   });
 
   afterAll(async () => {
@@ -239,7 +272,7 @@ describe.each(DIALECTS)('typed client against a live server (%s)', (kind) => {
     });
 
     // Without the token: 401 on /api, while /health stays open.
-    const anonymous = createZincClient({ baseUrl: server.url });
+    const anonymous = checked(createZincClient({ baseUrl: server.url }));
     await expect(unwrap(anonymous.GET('/api/imports'))).rejects.toMatchObject({ status: 401, code: 'unauthorized' });
     expect(await unwrap(anonymous.GET('/health'))).toMatchObject({ status: 'ok', engine: kind });
 

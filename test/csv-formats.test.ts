@@ -13,6 +13,7 @@ import { SalesScanner } from '../src/imports/sales-scanner.js';
 import type { HeaderLayout, RowError, SaleRow } from '../src/imports/sales-row.js';
 import { DIALECTS } from './support/databases.js';
 import { useHarness } from './support/harness.js';
+import { multipart } from './support/multipart.js';
 
 /**
  * Exports as people have them: semicolon- and tab-separated files (found from the header, or
@@ -309,19 +310,6 @@ describe.each(DIALECTS)('semicolon, tab and aliased files imported on %s', (kind
     h.app.inject({ method: 'POST', url: `/api/imports/${query}`, payload: content, headers: { 'content-type': 'text/csv' } });
   const stored = async () => (await h.database.db.selectFrom('sales').select(['order_id', 'product_id', 'amount_sgd']).orderBy('order_id').execute()).length;
 
-  function multipart(fields: Record<string, string>, file: { name: string; content: string | Buffer }) {
-    const boundary = `----zinc${Math.random().toString(16).slice(2)}`;
-    const parts: Buffer[] = [];
-    for (const [key, value] of Object.entries(fields)) {
-      parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${key}"\r\n\r\n${value}\r\n`));
-    }
-    parts.push(
-      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: text/csv\r\n\r\n`),
-      Buffer.from(file.content),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    );
-    return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
-  }
 
   it('when a European semicolon export (BOM, CRLF, decimal commas, quoted ;) is uploaded, then its total is exact', async () => {
     const text =

@@ -13,6 +13,7 @@ import { openApiDocument } from '../src/http/openapi-document.js';
 import { DIALECTS } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 import { checkResponses, contractStats, OpenApiContract, sharedContract, toJsonSchema } from './support/openapi-validator.js';
+import { multipart } from './support/multipart.js';
 
 /**
  * The OpenAPI document against the code. The harness checks every answer of every test against
@@ -63,13 +64,6 @@ function appRoutes(app: FastifyInstance): string[] {
   return routes;
 }
 
-/** A multipart/form-data body: the fields, then the `file` part. */
-function multipart(fields: Record<string, string>, file: { name: string; content: string }) {
-  const boundary = `----zinc${Math.random().toString(16).slice(2)}`;
-  const parts = Object.entries(fields).map(([key, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${key}"\r\n\r\n${value}\r\n`);
-  parts.push(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: text/csv\r\n\r\n${file.content}\r\n--${boundary}--\r\n`);
-  return { payload: parts.join(''), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
-}
 
 describe('the OpenAPI document', () => {
   const h = useHarness('sqlite', {

@@ -1,20 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { IMPORT_PATHS, useImportPath } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
+import { multipart } from './support/multipart.js';
 
-function multipart(fields: Record<string, string>, file: { name: string; content: string | Buffer }) {
-  const boundary = `----zinc${Math.random().toString(16).slice(2)}`;
-  const parts: Buffer[] = [];
-  for (const [key, value] of Object.entries(fields)) {
-    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${key}"\r\n\r\n${value}\r\n`));
-  }
-  parts.push(
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: text/csv\r\n\r\n`),
-    Buffer.from(file.content),
-    Buffer.from(`\r\n--${boundary}--\r\n`),
-  );
-  return { payload: Buffer.concat(parts), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
-}
 
 describe.each(IMPORT_PATHS)('uploads and undo on $name', (importPath) => {
   const { kind, mysqlLoadMethod } = importPath;
@@ -41,6 +29,29 @@ describe.each(IMPORT_PATHS)('uploads and undo on $name', (importPath) => {
       const res = await h.app.inject({ method: 'POST', url: '/api/imports', ...form });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toMatchObject({ filename: 'passwd.csv', status: 'partial', num_rows: 1, rows_rejected: 1 });
+    });
+
+    it('when the form sends on_error after the file (as curl -F file=@… -F on_error=skip does), then it is used too', async () => {
+      const form = multipart({}, { name: 'after.csv', content: csv([['2024-01-01', orderId(), 'P', '4.00'], ['bad', orderId(), 'P', '1']]) }, { on_error: 'skip' });
+      const res = await h.app.inject({ method: 'POST', url: '/api/imports', ...form });
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toMatchObject({ filename: 'after.csv', status: 'partial', on_error: 'skip', num_rows: 1, rows_rejected: 1 });
+    });
+
+    it('when a form has a bad on_error or two files, then it is 400 naming the problem and nothing is stored', async () => {
+      const before = await h.app.inject({ url: '/api/imports' });
+      const bad = multipart({}, { name: 'bad.csv', content: csv([['2024-01-01', orderId(), 'P', '4.00']]) }, { on_error: 'ignore' });
+      const res = await h.app.inject({ method: 'POST', url: '/api/imports', ...bad });
+      expect(res.statusCode, res.body).toBe(400);
+      expect(res.json()).toMatchObject({ error: 'invalid_parameter', field: 'on_error', message: expect.stringContaining('fail or skip') });
+      const two = multipart({}, { name: 'one.csv', content: csv([['2024-01-01', orderId(), 'P', '4.00']]) });
+      const second = `--${two.headers['content-type'].split('boundary=')[1]}\r\nContent-Disposition: form-data; name="file"; filename="two.csv"\r\nContent-Type: text/csv\r\n\r\n${csv([['2024-01-01', orderId(), 'P', '5.00']])}\r\n`;
+      const payload = Buffer.concat([two.payload.subarray(0, two.payload.lastIndexOf('--' + two.headers['content-type'].split('boundary=')[1] + '--')), Buffer.from(second), Buffer.from(`--${two.headers['content-type'].split('boundary=')[1]}--\r\n`)]);
+      const twice = await h.app.inject({ method: 'POST', url: '/api/imports', payload, headers: two.headers });
+      expect(twice.statusCode, twice.body).toBe(400);
+      expect(twice.json()).toMatchObject({ error: 'invalid_parameter', message: expect.stringContaining('one file') });
+      expect((await h.app.inject({ url: '/api/imports' })).json()).toEqual(before.json());
+      expect((await total()).total_revenue).toBe('0.00');
     });
 
     it('when the same content is uploaded twice, then the second is skipped', async () => {

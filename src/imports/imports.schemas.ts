@@ -166,16 +166,16 @@ export const UploadBody: DocumentedBody = {
           on_error: {
             type: 'string',
             enum: ['fail', 'skip'],
-            description: 'As the on_error parameter (this field wins); read only when it comes before `file` in the form',
+            description: 'As the on_error parameter (this field wins), before or after `file` in the form',
           },
           delimiter: {
             type: 'string',
             enum: ['auto', 'comma', 'semicolon', 'tab'],
-            description: 'As the delimiter parameter (this field wins); read only when it comes before `file` in the form',
+            description: 'As the delimiter parameter (this field wins), before or after `file` in the form',
           },
           columns: {
             type: 'string',
-            description: 'As the columns parameter (this field wins); read only when it comes before `file` in the form',
+            description: 'As the columns parameter (this field wins), before or after `file` in the form',
           },
           file: { type: 'string', format: 'binary', description: 'The CSV file; its name is recorded' },
         },

@@ -70,22 +70,43 @@ export async function receiveUpload(request: FastifyRequest, max: number): Promi
   if (Number.isFinite(declared) && declared > max + (type === 'multipart/form-data' ? 64 * 1024 : 0)) throw tooLarge(max);
 
   if (type === 'multipart/form-data') {
-    const part = await request.file();
-    if (!part || part.fieldname !== 'file') throw notCsv();
-    const file = await spool(part.file, max);
-    if (part.file.truncated) {
-      rmSync(file, { force: true });
-      throw tooLarge(max);
+    // Every part is read, so fields sent after the file (`curl -F file=@x.csv -F on_error=skip`)
+    // count as much as those before it: the file is spooled first and imported only then.
+    let spooled: { path: string; filename: string } | undefined;
+    const fields: Record<string, string> = {};
+    try {
+      for await (const part of request.parts()) {
+        if (part.type === 'field') {
+          if (typeof part.value === 'string') fields[part.fieldname] = part.value;
+          continue;
+        }
+        if (part.fieldname !== 'file') {
+          part.file.resume();
+          throw notCsv();
+        }
+        spooled = { path: await spool(part.file, max), filename: cleanFilename(part.filename) };
+        if (part.file.truncated) throw tooLarge(max);
+      }
+    } catch (error) {
+      if (spooled) rmSync(spooled.path, { force: true });
+      const code = (error as { code?: string }).code;
+      if (code === 'FST_FILES_LIMIT') throw new AppError(400, 'invalid_parameter', 'send one file per upload (one "file" part)', 'file');
+      if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') throw new AppError(400, 'invalid_parameter', 'the form has too many fields: send "file" with on_error, delimiter and columns at most');
+      throw error;
     }
-    const onError = (part.fields.on_error as { value?: string } | undefined)?.value;
-    const delimiter = (part.fields.delimiter as { value?: unknown } | undefined)?.value;
-    const columns = (part.fields.columns as { value?: unknown } | undefined)?.value;
+    if (!spooled) throw notCsv();
+    const { path: file, filename } = spooled;
+    const { on_error: onError, delimiter, columns } = fields;
+    if (onError !== undefined && onError !== 'fail' && onError !== 'skip') {
+      rmSync(file, { force: true });
+      throw new AppError(400, 'invalid_parameter', `on_error must be fail or skip (got "${onError.slice(0, 40)}"); nothing was stored`, 'on_error');
+    }
     return {
       path: file,
-      filename: cleanFilename(part.filename),
+      filename,
       ...(onError === 'fail' || onError === 'skip' ? { onError } : {}),
-      ...(typeof delimiter === 'string' ? { delimiter } : {}),
-      ...(typeof columns === 'string' ? { columns } : {}),
+      ...(delimiter === undefined ? {} : { delimiter }),
+      ...(columns === undefined ? {} : { columns }),
       remove: () => rmSync(file, { force: true }),
     };
   }
