@@ -55,8 +55,9 @@ RUN npm run build \
 COPY static/ ./static/
 
 ################## runtime files: mariadb-dump, a stripped node ##################
-# `zinc backup` on MySQL runs only mariadb-dump (it needs libssl3, zlib and libc), not all of
-# mariadb-client with Perl (~110 MB). node without its symbol table and debug sections: 107 MB
+# `zinc backup` on MySQL runs only mariadb-dump (it needs libssl3, zlib and libc) and the client's
+# authentication plugins (MySQL 8's caching_sha2_password, ed25519: libmariadb3's plugin folder,
+# ~0.5 MB), not all of mariadb-client with Perl (~110 MB). node without its symbol table and debug sections: 107 MB
 # instead of 125; the dynamic symbols native addons link against stay, JavaScript stack traces
 # are unchanged (native frames in gdb/perf lose their names).
 FROM node:22-bookworm-slim AS runtime-files
@@ -65,6 +66,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir /out \
  && cp /usr/bin/mariadb-dump /out/ \
+ && tar -C / -cf /out/mariadb-plugins.tar $(dpkg -L libmariadb3 | grep '/plugin/[^/]*\.so$' | sed 's#^/##') \
+ && tar -tf /out/mariadb-plugins.tar | grep -q caching_sha2_password \
  && strip --strip-all -o /out/node /usr/local/bin/node \
  && /out/node --version
 
@@ -74,12 +77,14 @@ RUN apt-get update \
 # this stage's whole file system as one layer.
 FROM node:22-bookworm-slim AS runtime-base
 COPY --from=runtime-files /out/mariadb-dump /usr/bin/mariadb-dump
+COPY --from=runtime-files /out/mariadb-plugins.tar /tmp/
 COPY --from=runtime-files /out/node /usr/local/bin/node
 # tini as PID 1: forwards SIGTERM to node (which then closes the server and the database and
 # exits 0) and reaps zombies.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini libssl3 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
+ && tar -C / -xf /tmp/mariadb-plugins.tar \
  && ln -s mariadb-dump /usr/bin/mysqldump \
  && mariadb-dump --version \
  && rm -rf /usr/local/lib/node_modules /usr/local/include /opt/yarn-* /tmp/* \
@@ -105,8 +110,9 @@ COPY --from=build /app/static ./static
 
 USER node
 EXPOSE 8000
-ENV DATABASE_URL=sqlite:/app/data/zinc.sqlite \
-    SALES_DIR=/app/static/sales
+# SALES_DIR is not set here: its default, ./static/sales, is /app/static/sales from WORKDIR, and
+# an image that set it would refuse SALES_URL (`docker run -e SALES_URL=s3://…`) as both set.
+ENV DATABASE_URL=sqlite:/app/data/zinc.sqlite
 VOLUME /app/data
 
 # /health/live: the process answers (no database check), so a slow database does not get the

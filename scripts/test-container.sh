@@ -183,6 +183,17 @@ run_pass() {
     sed 's/^/      /' <<<"$out"
   fi
 
+  # zinc backup: SQLite's online backup, MySQL's mariadb-dump (PostgreSQL's pg_dump is not in the image).
+  if [[ $label != postgres ]]; then
+    if out=$(podman exec "$name" node dist/src/cli.js backup /app/data/backup-check 2>&1) \
+      && podman exec "$name" test -s /app/data/backup-check; then
+      pass "[$label] cli.js backup writes a copy: $(tail -n 1 <<<"$out")"
+    else
+      fail "[$label] cli.js backup writes a copy"
+      sed 's/^/      /' <<<"$out"
+    fi
+  fi
+
   local unauthorized
   unauthorized=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$base/api/metrics/revenue/" || true)
   if [[ $unauthorized == 401 ]]; then
@@ -258,6 +269,14 @@ if [[ $hc_cfg == *"/health/live"* ]]; then
   pass "image has a HEALTHCHECK on /health/live"
 else
   fail "image has a HEALTHCHECK on /health/live (got: ${hc_cfg:-none}; built without --format docker?)"
+fi
+
+# mariadb-dump's authentication plugins: MySQL 8 users default to caching_sha2_password.
+plugins=$(podman run --rm --entrypoint sh "$IMAGE" -c 'ls /usr/lib/*/libmariadb3/plugin/' 2> >(grep -v -i systemd >&2) || true)
+if grep -q '^caching_sha2_password.so$' <<<"$plugins" && grep -q '^client_ed25519.so$' <<<"$plugins"; then
+  pass "image has mariadb-dump's authentication plugins ($(wc -l <<<"$plugins") in libmariadb3/plugin)"
+else
+  fail "image has mariadb-dump's authentication plugins caching_sha2_password and client_ed25519 (got: ${plugins:-none})"
 fi
 
 refusing="zinc-test-refuses-$$-${RANDOM}"

@@ -66,7 +66,8 @@ async function main(argv: string[]): Promise<number> {
       const env = !target
         ? process.env
         : target.startsWith('s3://')
-          ? { ...process.env, SALES_URL: target, SALES_DIR: undefined }
+          ? // SALES_WATCH (for serve, from a shared .env) watches a folder: not this run's business.
+            { ...process.env, SALES_URL: target, SALES_DIR: undefined, SALES_WATCH: undefined }
           : { ...process.env, SALES_DIR: target, SALES_URL: undefined };
       const config = loadConfig(env);
       return runImport(config, onError, csvFormatOf(config, values));

@@ -297,7 +297,8 @@ const envSchema = z.object({
     .string()
     .optional()
     .transform((value, ctx) => {
-      if (value === undefined) return undefined;
+      // Empty is unset (SALES_DIR= in a .env or a manifest clears an inherited value).
+      if (value === undefined || value.trim() === '') return undefined;
       const dir = path.resolve(value);
       if (!isFolder(dir)) {
         ctx.addIssue({ code: 'custom', message: `folder ${dir} does not exist` });
@@ -587,6 +588,14 @@ export function assertServable(config: Config): void {
 
 /** Hides the password of a URL, of each URL of a comma-separated list, so it can be printed. */
 export function redactUrl(value: string): string {
-  // Up to the last "@" before the path: a password may itself contain "@", ":" or ",".
-  return value.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@,]*:)[^/]*@/gi, '$1***@');
+  // Each URL of a list on its own (a list is split only where a new scheme:// begins), its
+  // password up to the URL's last "@": a password may itself contain "@", ":", "," or "/" (an AWS
+  // secret key often has a "/"). Hiding too much is the safe way to be wrong.
+  return value
+    .split(/(,(?=\s*[a-z][a-z0-9+.-]*:\/\/))/i)
+    .map((piece) => {
+      const match = /^(\s*[a-z][a-z0-9+.-]*:\/\/[^:/@,]*:).*@/is.exec(piece);
+      return match ? `${match[1]}***@${piece.slice(match[0].length)}` : piece;
+    })
+    .join('');
 }

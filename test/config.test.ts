@@ -397,5 +397,8 @@ describe('DATABASE_URL with several hosts (the nodes of a Galera cluster)', () =
     expect(redactUrl('mysql://a:pw1@h1,mysql://b:pw2@h2:3307/db,mysql://h3/db')).toBe('mysql://a:***@h1,mysql://b:***@h2:3307/db,mysql://h3/db');
     expect(redactUrl('mysql://a:p,w@h1:3321,h2:3322/db')).toBe('mysql://a:***@h1:3321,h2:3322/db');
     expect(redactUrl('mysql://a@h1:3321,h2:3322/db')).toBe('mysql://a@h1:3321,h2:3322/db');
+    // A password with "/" (AWS secret keys often have one) or "@" is hidden whole.
+    expect(redactUrl('s3://AKIA:wJalrXUtnFEMI/K7MDENG@bucket/x')).toBe('s3://AKIA:***@bucket/x');
+    expect(redactUrl('http://u:a/b@c@minio:9000,mysql://r:x/y@h/db')).toBe('http://u:***@minio:9000,mysql://r:***@h/db');
   });
 });

@@ -56,6 +56,32 @@ describe('health when the database is unreachable', () => {
     await app.close();
   });
 
+  it('when the database accepts connections but never answers and REQUEST_TIMEOUT_MS is short, then the probes answer 503 with their own body, not a 500', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as net.AddressInfo;
+      const config = testConfig(parseDatabaseUrl(`postgres://postgres@127.0.0.1:${port}/zinc`), process.cwd(), { requestTimeoutMs: 300 });
+      const database = openDatabase(config.database);
+      opened.push(database);
+      const app = await buildApp({ config, database, logger: false });
+      for (const url of ['/health', '/health/ready']) {
+        const res = await app.inject({ url });
+        expect(res.statusCode, res.body).toBe(503);
+        expect(res.json()).toMatchObject({ status: 'error', database: expect.stringContaining('no answer to SELECT 1 within 2000 ms'), engine: 'postgres' });
+      }
+      // Other routes keep the answer timeout.
+      const metrics = await app.inject({ url: '/api/metrics/revenue' });
+      expect(metrics.statusCode).toBe(503);
+      expect(metrics.json()).toMatchObject({ error: 'timeout' });
+      await app.close();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it.runIf(MYSQL_URL)('when the database goes away and comes back, then the service recovers without a restart', async () => {
     const testDb = await createTestDatabase('mysql');
     const proxy = new TcpProxy('127.0.0.1', Number(new URL(MYSQL_URL!).port || 3306));

@@ -443,6 +443,8 @@ describe('SALES_URL in the configuration', () => {
     [{ SALES_URL: 'https://bucket/x' }, 'SALES_URL must be an s3://bucket/prefix URL (got "https://bucket/x")'],
     [{ SALES_URL: 's3://Bad_Bucket/x' }, 'SALES_URL must name a bucket of 3 to 63 lowercase letters, digits, dots and hyphens: s3://bucket/prefix (got "s3://Bad_Bucket/x")'],
     [{ SALES_URL: 's3://key:secret@bucket/x' }, /^SALES_URL must not carry credentials or a port: .* \(got "s3:\/\/key:\*\*\*@bucket\/x"\)$/],
+    // An AWS secret key with "/" in it is not echoed either.
+    [{ SALES_URL: 's3://AKIA:wJalrXUtnFEMI/K7MDENG@bucket/x' }, /^SALES_URL must not carry credentials or a port: .* \(got "s3:\/\/AKIA:\*\*\*@bucket\/x"\)$/],
     [{ SALES_URL: 's3://bucket', AWS_ENDPOINT_URL_S3: 'minio:9000' }, 'AWS_ENDPOINT_URL_S3 must be an http:// or https:// URL (got "minio:9000")'],
     [{ SALES_URL: 's3://bucket', S3_FORCE_PATH_STYLE: 'yes' }, 'S3_FORCE_PATH_STYLE must be true or false (got "yes")'],
   ])('when it is bad (%o), then start-up stops with one line naming the variable', (env, message) => {
@@ -463,6 +465,8 @@ describe('SALES_URL in the configuration', () => {
     try {
       expect(() => loadConfig({})).toThrow(/^SALES_DIR folder .* does not exist$/);
       expect(loadConfig({ SALES_URL: 's3://bucket/x' }).salesUrl?.bucket).toBe('bucket');
+      // An empty SALES_DIR (cleared in a .env or a manifest) is unset, not the working directory.
+      expect(loadConfig({ SALES_URL: 's3://bucket/x', SALES_DIR: '' }).salesUrl?.bucket).toBe('bucket');
     } finally {
       process.chdir(cwd);
     }

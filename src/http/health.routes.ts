@@ -61,7 +61,7 @@ export async function readiness(database: Database, lifecycle: Lifecycle) {
   const problem = reachable ?? (server?.usable === false ? (server.reason ?? 'the database server is not ready') : null);
   let schema = 'not checked';
   if (problem === null) {
-    const status = await schemaStatus(database.db).catch((error: Error) => ({ error: error.message }));
+    const status = await withinHealthTimeout(schemaStatus(database.db), 'no answer to the migration check').catch((error: Error) => ({ error: error.message }));
     if ('error' in status) schema = status.error;
     else if (status.unknown.length > 0) schema = `newer than this build: ${status.unknown.join(', ')}`;
     else if (status.pending.length > 0) schema = `pending migrations: ${status.pending.join(', ')}`;
@@ -127,6 +127,26 @@ const ReadyResponse = Type.Object({
 /** Probes need no token, and are never rate limited: a throttled load balancer would take the instance out. */
 const probe = { access: 'open', rateLimited: false } as const;
 
+/**
+ * A probe's answer time: each check bounds itself (HEALTH_TIMEOUT_MS each, three at most), so the
+ * probes are not held to REQUEST_TIMEOUT_MS, whose 503 error body is not a health answer: a
+ * short REQUEST_TIMEOUT_MS would otherwise turn a slow database into a 500 instead of a 503.
+ */
+const PROBE_ANSWER_MS = 3 * HEALTH_TIMEOUT_MS + 5_000;
+
+/** `work`, or an error saying `what` got no answer within HEALTH_TIMEOUT_MS. */
+async function withinHealthTimeout<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${HEALTH_TIMEOUT_MS} ms`)), HEALTH_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifecycle: Lifecycle; reads: ReadReplicas }> = async (
   app,
   { database, lifecycle, reads },
@@ -150,6 +170,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
     '/health/live',
     {
       config: probe,
+      handlerTimeout: PROBE_ANSWER_MS,
       schema: {
         operationId: 'getLiveness',
         tags: ['health'],
@@ -165,6 +186,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
     '/health/ready',
     {
       config: probe,
+      handlerTimeout: PROBE_ANSWER_MS,
       schema: {
         operationId: 'getReadiness',
         tags: ['health'],
@@ -186,6 +208,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ database: Database; lifec
     '/health',
     {
       config: probe,
+      handlerTimeout: PROBE_ANSWER_MS,
       schema: {
         operationId: 'getHealth',
         tags: ['health'],

@@ -101,6 +101,8 @@ export function startFolderImport(
 ): Promise<{ started: FileOutcome[]; queued: ImportRecord[]; done: Promise<FolderResult> }> {
   const source = typeof folder === 'string' ? localFolder(folder) : folder;
   return new Promise((resolveStarted, rejectStarted) => {
+    /** The start failed (the folder or bucket could not be listed): the caller has the error already. */
+    let startFailed = false;
     const done = serializedWrites(database, 'imports', async () => {
       const releaseOwner = await holdOwnerLease(database);
       const opened: Array<{ close(): Promise<void> }> = [];
@@ -134,6 +136,7 @@ export function startFolderImport(
           resolveStarted({ started: [...files], queued: queued.filter((r) => r !== undefined), done });
         } catch (error) {
           for (const { file } of queue) activeHere.delete(file.sha256);
+          startFailed = true;
           rejectStarted(error);
           throw error;
         }
@@ -156,6 +159,8 @@ export function startFolderImport(
         await releaseOwner();
       }
     });
-    done.catch((error: unknown) => options.log.error({ err: error }, 'background import failed'));
+    done.catch((error: unknown) => {
+      if (!startFailed) options.log.error({ err: error }, 'background import failed');
+    });
   });
 }
