@@ -1,30 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { migrations } from '../src/db/migrations/index.js';
 import { csv } from './support/harness.js';
+import { cliRunner } from './support/cli.js';
 
 // The CLI is tested as an operator runs it: the built entry point, a real process, real env.
-const CLI = path.resolve('dist/src/cli.js');
-const run = promisify(execFile);
 const work = mkdtempSync(path.join(tmpdir(), 'zinc-cli-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-async function zinc(args: string[], env: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-      env: { PATH: process.env.PATH, DATABASE_URL: `sqlite:${path.join(work, 'cli.sqlite')}`, ...env },
-      timeout: 20_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const zinc = cliRunner(path.join(work, 'cli.sqlite'));
 
 describe('zinc CLI', () => {
   it.each([
@@ -72,5 +57,6 @@ describe('zinc CLI', () => {
     }
     expect((await zinc(['migrate', 'down'], env)).stdout).toMatch(/no migration to revert/);
     expect((await zinc(['migrate'], env)).stdout).toMatch(/applied/);
-  });
+    // Thirteen processes, each about a second on an idle machine: room for a busy CI.
+  }, 120_000);
 });

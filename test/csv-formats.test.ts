@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
@@ -14,6 +12,7 @@ import type { HeaderLayout, RowError, SaleRow } from '../src/imports/sales-row.j
 import { DIALECTS } from './support/databases.js';
 import { useHarness } from './support/harness.js';
 import { multipart } from './support/multipart.js';
+import { cliRunner } from './support/cli.js';
 
 /**
  * Exports as people have them: semicolon- and tab-separated files (found from the header, or
@@ -413,23 +412,9 @@ describe.each(DIALECTS)('semicolon, tab and aliased files imported on %s', (kind
 });
 
 describe('zinc import --delimiter --columns', () => {
-  const CLI = path.resolve('dist/src/cli.js');
-  const run = promisify(execFile);
   const work = mkdtempSync(path.join(tmpdir(), 'zinc-csv-cli-'));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
-
-  async function zinc(args: string[], env: Record<string, string> = {}) {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env.PATH, DATABASE_URL: `sqlite:${path.join(work, 'cli.sqlite')}`, ...env },
-        timeout: 20_000,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const e = error as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const zinc = cliRunner(path.join(work, 'cli.sqlite'));
 
   it('when a folder holds semicolon exports with other names, then --columns (or CSV_COLUMNS) imports them', async () => {
     const dir = mkdtempSync(path.join(work, 'sales-'));

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSalesCsv } from '../bench/sales-generator.js';
 import { ConfigError, loadConfig, parseS3Url } from '../src/config.js';
@@ -16,6 +14,7 @@ import { DIALECTS } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
 import { S3_CREDENTIALS, startLocalS3, type LocalS3 } from './support/s3-server.js';
 import { waitFor } from './support/wait.js';
+import { cliRunner } from './support/cli.js';
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 let s3: LocalS3;
@@ -377,19 +376,7 @@ describe('an S3 object as a source', () => {
 });
 
 describe('zinc import s3://… (the built CLI)', () => {
-  const CLI = path.resolve('dist/src/cli.js');
-  async function zinc(args: string[], env: Record<string, string>) {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], {
-        env: { PATH: process.env.PATH, DATABASE_URL: `sqlite:${path.join(work, 'cli.sqlite')}`, ...env },
-        timeout: 30_000,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const e = error as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const zinc = cliRunner(path.join(work, 'cli.sqlite'), 30_000);
   const aws = () => ({
     AWS_ENDPOINT_URL_S3: s3.endpoint,
     AWS_REGION: 'eu-west-1',
