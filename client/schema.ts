@@ -914,16 +914,16 @@ export interface operations {
                 "text/plain": Blob;
                 "multipart/form-data": {
                     /**
-                     * @description As the on_error parameter (this field wins); read only when it comes before `file` in the form
+                     * @description As the on_error parameter (this field wins), before or after `file` in the form
                      * @enum {string}
                      */
                     on_error?: "fail" | "skip";
                     /**
-                     * @description As the delimiter parameter (this field wins); read only when it comes before `file` in the form
+                     * @description As the delimiter parameter (this field wins), before or after `file` in the form
                      * @enum {string}
                      */
                     delimiter?: "auto" | "comma" | "semicolon" | "tab";
-                    /** @description As the columns parameter (this field wins); read only when it comes before `file` in the form */
+                    /** @description As the columns parameter (this field wins), before or after `file` in the form */
                     columns?: string;
                     /**
                      * Format: binary
