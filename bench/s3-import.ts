@@ -7,12 +7,14 @@
  * rows/s and peak RSS of each, and their ratio: what reading over HTTP (two streamed GETs) costs.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/dialects/index.js';
 import { migrateToLatest } from '../src/db/migrator.js';
@@ -82,13 +84,26 @@ async function main(): Promise<void> {
       }
     }
     await client.send(new PutObjectCommand({ Bucket: 'bench', Key: 'sales/sales.csv', Body: createReadStream(file), ContentLength: size }));
+    // Where the time goes: one streamed GET hashed (the import reads the object twice, hashing
+    // first, then loading), against the same hash of the local file.
+    const hashed = async (open: () => Promise<Readable>) => {
+      const started = performance.now();
+      const hash = createHash('sha256');
+      for await (const chunk of await open()) hash.update(chunk as Buffer);
+      hash.digest();
+      return (performance.now() - started) / 1000;
+    };
+    const getSeconds = await hashed(async () => (await client.send(new GetObjectCommand({ Bucket: 'bench', Key: 'sales/sales.csv' }))).Body as Readable);
+    const fileSeconds = await hashed(async () => createReadStream(file));
     client.destroy();
 
     const local = runWorker({ DATABASE_URL: `sqlite:${path.join(dir, 'local.sqlite')}`, SALES_DIR: sales });
     const s3 = runWorker({ DATABASE_URL: `sqlite:${path.join(dir, 's3.sqlite')}`, SALES_URL: 's3://bench/sales/', AWS_ENDPOINT_URL_S3: endpoint, ...CREDENTIALS });
     const line = (name: string, r: typeof local) =>
       `${name.padEnd(14)} ${r.rows} rows in ${r.seconds.toFixed(2)} s = ${Math.round(r.rows / r.seconds).toLocaleString('en')} rows/s, peak RSS ${r.peakRssMb.toFixed(0)} MB`;
-    console.log(`${rows.toLocaleString('en')} rows, ${(size / 2 ** 20).toFixed(1)} MiB, SQLite, node ${process.version}`);
+    console.log(`machine: ${cpus().length} cores × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`);
+    console.log(`${rows.toLocaleString('en')} rows, ${(size / 2 ** 20).toFixed(1)} MiB, chronological shape, SQLite`);
+    console.log(`one read + SHA-256: local file ${fileSeconds.toFixed(2)} s, one s3rver GET ${getSeconds.toFixed(2)} s (an import reads twice: hash, then load)`);
     console.log(line('local folder', local));
     console.log(line('s3rver object', s3));
     console.log(`S3 / local rows/s: ${(local.seconds / s3.seconds).toFixed(2)}`);
