@@ -4,6 +4,8 @@ type LogFn = (obj: object, msg?: string) => void;
 
 /** What domain code needs of a logger; pino's loggers (and Fastify's request.log) fit it. */
 export interface Log {
+  /** Optional: pino has it; a quiet test logger may leave it out. */
+  debug?: LogFn;
   info: LogFn;
   warn: LogFn;
   error: LogFn;

@@ -3,15 +3,17 @@ import { appendFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, parseDatabaseUrl } from '../src/config.js';
 import { openDatabase } from '../src/db/dialects/index.js';
+import { migrateToLatest } from '../src/db/migrator.js';
 import type { Database } from '../src/db/database.js';
 import { listImports } from '../src/imports/imports.repository.js';
 import type { FileOutcome } from '../src/imports/import-run.js';
 import { isWatchedName, watchSalesFolder, type SalesWatch, type SalesWatchOptions } from '../src/imports/sales-watch.js';
 import { startServer } from '../src/server.js';
-import { DIALECTS } from './support/databases.js';
+import { createTestDatabase, DIALECTS, POSTGRES_URL } from './support/databases.js';
 import { csv, orderId, useHarness } from './support/harness.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 import { waitFor } from './support/wait.js';
 
 const SETTLE_MS = 400;
@@ -391,4 +393,50 @@ describe('zinc watch', () => {
     expect(code).toBe(1);
     expect(stderr.trim()).toBe('zinc: WATCH_SETTLE_MS must be a whole number of milliseconds above 0 (got "2s")');
   });
+});
+
+describe.runIf(POSTGRES_URL)('a watched folder while the database is away', () => {
+  it('when the database is cut while files wait, then one error is logged for the outage, and once it is back each file is imported once', async () => {
+    const testDb = await createTestDatabase('postgres');
+    const upstream = new URL(POSTGRES_URL!);
+    const proxy = new TcpProxy(upstream.hostname, Number(upstream.port || 5432));
+    await proxy.start();
+    const target = new URL(testDb.config.kind === 'postgres' ? testDb.config.url : '');
+    target.port = String(proxy.port);
+    const database = openDatabase(parseDatabaseUrl(target.toString()));
+    const dir = mkdtempSync(path.join(tmpdir(), 'zinc-watch-outage-'));
+    const lines: Array<{ level: string; msg: string }> = [];
+    const keep = (level: string) => (_fields: object, msg?: string) => void lines.push({ level, msg: msg ?? '' });
+    const outcomes: FileOutcome[] = [];
+    let watching: SalesWatch | undefined;
+    try {
+      await migrateToLatest(database.writer);
+      await proxy.stop();
+      watching = await watchSalesFolder(database, dir, {
+        settleMs: SETTLE_MS,
+        pollMs: POLL_MS,
+        onError: 'fail',
+        log: { debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') },
+        report: (o) => outcomes.push(o),
+      });
+      for (const name of ['a.csv', 'b.csv', 'c.csv']) writeFileSync(path.join(dir, name), csv(rows(`OUT-${name}`, ['1.25', '2.50'])));
+      // Every file has been tried (and failed) at least once.
+      await waitFor(async () => (lines.filter((l) => l.msg.startsWith('watched file could not be imported')).length >= 3 ? true : undefined), WAIT_MS, 'three failed tries');
+      expect(lines.filter((l) => l.level === 'error')).toHaveLength(1);
+      expect(outcomes).toEqual([]);
+
+      await proxy.start();
+      await waitFor(async () => (outcomes.length === 3 ? true : undefined), 90_000, 'three files imported after the outage');
+      expect(outcomes.map((o) => `${o.filename} ${o.status}`).sort()).toEqual(['a.csv success', 'b.csv success', 'c.csv success']);
+      expect(lines.filter((l) => l.msg === 'watched files are being imported again')).toHaveLength(1);
+      const stored = await database.db.selectFrom('sales').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      expect(Number(stored.n)).toBe(6);
+    } finally {
+      await watching?.stop();
+      await database.close();
+      await proxy.stop();
+      await testDb.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -126,6 +126,8 @@ export async function watchSalesFolder(database: Database, dir: string, options:
   /** A cycle is queued behind the running one: more nudges meanwhile need no other. */
   let queued = false;
   let lastScanError: string | undefined;
+  /** Imports are throwing (the database is unreachable, say): logged once, until one gets through. */
+  let importsFailing = false;
 
   const schedule = (delay: number) => {
     if (stopping) return;
@@ -267,13 +269,22 @@ export async function watchSalesFolder(database: Database, dir: string, options:
         tracked.retryAt = Date.now() + backoff(tracked);
         return;
       }
+      if (importsFailing) {
+        importsFailing = false;
+        log.info({ file: name }, 'watched files are being imported again');
+      }
       tracked.done = true;
       onFileDone?.(outcome);
       report(outcome);
     } catch (error) {
       const waitMs = backoff(tracked);
       tracked.retryAt = Date.now() + waitMs;
-      log.error({ err: error, file: name, retryInMs: waitMs }, 'watched file could not be imported; trying again later');
+      // One error line per outage, not one per file and try (a thousand waiting files would
+      // otherwise log a thousand lines a minute); each later try is still logged, at debug.
+      const fields = { err: error, file: name, retryInMs: waitMs };
+      if (importsFailing) log.debug?.(fields, 'watched file could not be imported; trying again later');
+      else log.error(fields, 'watched file could not be imported; trying again later (further failures are logged at debug until one succeeds)');
+      importsFailing = true;
     } finally {
       await opened.close();
     }
