@@ -146,9 +146,8 @@ export function csvBody(csv: Blob | string) {
 
 /**
  * The body options for a `multipart/form-data` request (POST /api/imports with a `file` field):
- * each field a form part, plain fields first and files last (the server streams the file as it
- * arrives, so it reads `on_error` only from a part before it); a File keeps its name as the part's
- * filename.
+ * each field a form part, plain fields first and files last (the server reads its fields before
+ * or after the file); a File keeps its name as the part's filename.
  *
  * @example
  * await unwrap(zinc.POST('/api/imports', formBody({ file: new File([text], 'may.csv'), on_error: 'skip' })));
