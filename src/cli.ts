@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import type { Database } from './db/database.js';
 import { openDatabase, backupDatabase, defaultBackupPath } from './db/dialects/index.js';
 import { migrateDown, migrateToLatest, schemaStatus } from './db/migrator.js';
 import { importFolder, recoverInterruptedImports, type FileOutcome, type FolderResult, type OnError } from './imports/import.service.js';
@@ -9,7 +10,7 @@ import { progressReporter } from './imports/progress-reporter.js';
 import { ColumnAliasError, DELIMITER_CHOICES, importFormat, isDelimiterChoice, type CsvFormat } from './imports/csv-format.js';
 import { openSalesFolder } from './imports/sales-folder.js';
 import { DEFAULT_WATCH_SETTINGS, watchSalesFolder } from './imports/sales-watch.js';
-import { createLogger } from './log.js';
+import { createLogger, type Log } from './log.js';
 import { closeOnSignals, startServer } from './server.js';
 import { openApiDocument } from './http/openapi-document.js';
 
@@ -144,12 +145,24 @@ async function migrate(config: Config, direction: string): Promise<number> {
   }
 }
 
-async function runImport(config: Config, onError: OnError, csv = importFormat(config.csvColumns)): Promise<number> {
+/**
+ * What `import` and `watch` share: a quieter logger (their own lines are the output), the
+ * database migrated and its interrupted imports recovered first, closed at the end.
+ */
+async function withImportDatabase(config: Config, run: (database: Database, log: Log) => Promise<number>): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const database = openDatabase(config.database);
   try {
     await migrateToLatest(database.writer);
     await recoverInterruptedImports(database, log);
+    return await run(database, log);
+  } finally {
+    await database.close();
+  }
+}
+
+async function runImport(config: Config, onError: OnError, csv = importFormat(config.csvColumns)): Promise<number> {
+  return withImportDatabase(config, async (database, log) => {
     // Ctrl-C (or SIGTERM from cron's supervisor) rolls the running file back and records why.
     const stop = new AbortController();
     const onSignal = () => stop.abort();
@@ -170,9 +183,7 @@ async function runImport(config: Config, onError: OnError, csv = importFormat(co
     });
     printResult(result);
     return result.summary.failed > 0 ? 1 : 0;
-  } finally {
-    await database.close();
-  }
+  });
 }
 
 /**
@@ -181,11 +192,7 @@ async function runImport(config: Config, onError: OnError, csv = importFormat(co
  */
 async function runWatch(config: Config, onError: OnError, csv: CsvFormat): Promise<number> {
   if (config.salesUrl) throw new ConfigError('zinc watch watches a local folder (DIR or SALES_DIR), not SALES_URL');
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const database = openDatabase(config.database);
-  try {
-    await migrateToLatest(database.writer);
-    await recoverInterruptedImports(database, log);
+  return withImportDatabase(config, async (database, log) => {
     const stop = new AbortController();
     const stopped = new Promise<void>((resolve) => {
       const onSignal = () => {
@@ -217,9 +224,7 @@ async function runWatch(config: Config, onError: OnError, csv: CsvFormat): Promi
     progress.finish();
     console.error('stopped watching');
     return 0;
-  } finally {
-    await database.close();
-  }
+  });
 }
 
 /** The CSV format `--delimiter` and `--columns` ask for, on top of CSV_COLUMNS. */

@@ -234,6 +234,15 @@ const booleanSchema = z
 /** setTimeout's limit: a longer timer would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** A whole number of milliseconds above 0 that a timer can wait: from `min` (1) up to MAX_TIMER_MS. */
+function positiveMsSchema(min = 1) {
+  return z
+    .string()
+    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
+    .transform(Number)
+    .refine((n) => n >= min && n <= MAX_TIMER_MS, min > 1 ? `must be between ${min} and ${MAX_TIMER_MS}` : `must be at most ${MAX_TIMER_MS}`);
+}
+
 /** `scheme://host[:port]` and nothing else (no path, no trailing slash). */
 function isOrigin(value: string): boolean {
   try {
@@ -286,12 +295,7 @@ const envSchema = z.object({
       }
       return replicas;
     }),
-  REPLICA_MAX_LAG_MS: z
-    .string()
-    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
-    .transform(Number)
-    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
-    .default(5000),
+  REPLICA_MAX_LAG_MS: positiveMsSchema().default(5000),
   // Unset: ./static/sales, checked in loadConfig unless SALES_URL is set.
   SALES_DIR: z
     .string()
@@ -331,18 +335,8 @@ const envSchema = z.object({
     .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
     .default(2_000),
   SALES_WATCH: booleanSchema.default(false),
-  WATCH_SETTLE_MS: z
-    .string()
-    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
-    .transform(Number)
-    .refine((n) => n <= MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS}`)
-    .default(2_000),
-  WATCH_POLL_MS: z
-    .string()
-    .regex(/^[1-9]\d*$/, 'must be a whole number of milliseconds above 0')
-    .transform(Number)
-    .refine((n) => n >= 50 && n <= MAX_TIMER_MS, `must be between 50 and ${MAX_TIMER_MS}`)
-    .default(1_000),
+  WATCH_SETTLE_MS: positiveMsSchema().default(2_000),
+  WATCH_POLL_MS: positiveMsSchema(50).default(1_000),
   SHUTDOWN_TIMEOUT_MS: z
     .string()
     .regex(/^\d+$/, 'must be a whole number of milliseconds')
